@@ -1,0 +1,67 @@
+"""Batched augmentation: every op acts on a whole (B, C, H, W) batch on its device, no per-image Python.
+
+Random translate is a crop of a padded image; it is done with one gather (advanced indexing) whose
+result comes out channels-last, the layout the model wants anyway.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def reflect_index(size: int, pad: int, device=None) -> torch.Tensor:
+    """Indices that reflect-pad an axis of `size` by `pad` (like numpy's 'reflect', edge not repeated)."""
+    i = torch.arange(-pad, size + pad, device=device).abs()
+    return torch.where(i >= size, 2 * (size - 1) - i, i)
+
+
+def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator, mode: str = "reflect") -> torch.Tensor:
+    """Shift each image by up to `pad` pixels in x and y, filling the border by reflection or zeros."""
+    b, c, h, w = x.shape
+    dev = x.device
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+    if mode == "reflect":
+        rows = reflect_index(h, pad, dev)[dy[:, None] + torch.arange(h, device=dev)]  # (B, H)
+        cols = reflect_index(w, pad, dev)[dx[:, None] + torch.arange(w, device=dev)]  # (B, W)
+        out = x[torch.arange(b, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B,H,W,C)
+        return out.permute(0, 3, 1, 2)
+    rows = dy[:, None] - pad + torch.arange(h, device=dev)
+    cols = dx[:, None] - pad + torch.arange(w, device=dev)
+    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    out = x[torch.arange(b, device=dev)[:, None, None], :, rows.clamp(0, h - 1)[:, :, None],
+            cols.clamp(0, w - 1)[:, None, :]]
+    return (out * inside[..., None].to(out.dtype)).permute(0, 3, 1, 2)
+
+
+def flip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images where `mask` (B,) is True."""
+    return torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero a size x size square at a random centre in each image (clipped at the border)."""
+    b, _, h, w = x.shape
+    dev = x.device
+    cy = torch.randint(0, h, (b,), generator=generator).to(dev)
+    cx = torch.randint(0, w, (b,), generator=generator).to(dev)
+    y0, x0 = cy - size // 2, cx - size // 2
+    ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
+    in_y = (ar_h[None] >= y0[:, None]) & (ar_h[None] < (y0 + size)[:, None])
+    in_x = (ar_w[None] >= x0[:, None]) & (ar_w[None] < (x0 + size)[:, None])
+    keep = ~(in_y[:, :, None] & in_x[:, None, :])
+    return x * keep[:, None].to(x.dtype)
+
+
+def batch_augment(x: torch.Tensor, cfg, generator: torch.Generator, alternate_mask: torch.Tensor, normalize):
+    """uint8 batch -> augmented, normalized float batch, following an AugmentConfig."""
+    if cfg.translate > 0:
+        x = random_translate(x, cfg.translate, generator, cfg.pad_mode)
+    if cfg.flip == "random":
+        x = flip(x, torch.rand(len(x), generator=generator).to(x.device) < 0.5)
+    elif cfg.flip == "alternate":
+        x = flip(x, alternate_mask)
+    x = normalize(x)
+    if cfg.cutout > 0:  # after normalizing, so the square is set to the dataset mean
+        x = cutout(x, cfg.cutout, generator)
+    return x

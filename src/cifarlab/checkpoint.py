@@ -1,0 +1,68 @@
+"""Checkpoints: written atomically, read with `weights_only=True` so a file can never run code."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from . import UserError
+from .config import Config, from_dict
+from .io import atomic_torch_save
+from .models import build_model
+
+
+class CheckpointError(UserError):
+    pass
+
+
+def save(path: Path, model, config: Config, **state) -> None:
+    model = getattr(model, "_orig_mod", model)  # a compiled model saves the plain module's keys
+    atomic_torch_save({"model": model.state_dict(), "config": config.to_dict(), **state}, path)
+
+
+def load(path: Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).exists():
+                path = path / name
+                break
+        else:
+            raise CheckpointError(f"{path} has no best.pt or last.pt: is it a run directory?")
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"refusing to load {path}: it holds more than weights ({first[:200]})") from None
+    except Exception as e:  # truncated or not a checkpoint at all
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise CheckpointError(f"{path} is not a cifarlab checkpoint (no model/config entries)")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def load_weights(model, state: dict, source: str = "checkpoint") -> None:
+    """Load a state dict, explaining an architecture mismatch in one line."""
+    model = getattr(model, "_orig_mod", model)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or wrong:
+        what = (f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, model has {tuple(own[wrong[0]].shape)}"
+                if wrong else f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}")
+        raise CheckpointError(f"{source} is for a different architecture ({what}); use the config it was trained with")
+    model.load_state_dict(state)
+
+
+def model_from_checkpoint(path: Path, device="cpu") -> tuple[torch.nn.Module, Config, dict]:
+    ckpt = load(path)
+    cfg = from_dict(ckpt["config"])
+    model = build_model(cfg.model)
+    load_weights(model, ckpt["model"], ckpt["path"])
+    return model.to(device).eval(), cfg, ckpt

@@ -1,0 +1,182 @@
+"""Config -> nn.Module. A network is data:
+
+    stem:   {type: conv | whiten, channels: 32, kernel: 3, bn: false, act: relu}
+    stages: [{block: conv, channels: 64, depth: 2, pool: max, <block options>}, ...]
+    head:   {pool: max | avg, dropout: 0.0, scale: 1.0, bias: true}
+    defaults: {<block options applied to every stage unless it sets them>}
+
+Block options: kernel, bn (true or {momentum, eps, freeze_scale}), act, attention (se | cbam | none),
+dropout, identity_init; `self_attention` blocks take `heads`. `pool` downsamples by 2 in the first
+block of the stage.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn as nn
+
+from .. import ConfigError
+from .blocks import BLOCKS, BatchNorm, activation, norm
+
+STEM_KEYS = {"type", "channels", "kernel", "bn", "act"}
+HEAD_KEYS = {"pool", "dropout", "scale", "bias"}
+MODEL_KEYS = {"stem", "stages", "head", "defaults"}
+
+
+class Net(nn.Module):
+    def __init__(self, stem: nn.Module, stages: nn.Sequential, head: nn.Module, spec: dict):
+        super().__init__()
+        self.stem, self.stages, self.head = stem, stages, head
+        self.spec = spec
+
+    def forward(self, x):
+        return self.head(self.stages(self.stem(x)))
+
+
+class Head(nn.Module):
+    def __init__(self, c: int, num_classes: int, pool="avg", dropout=0.0, scale=1.0, bias=True):
+        super().__init__()
+        if pool not in ("avg", "max"):
+            raise ConfigError(f"unknown head.pool '{pool}': choose avg or max")
+        self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.fc = nn.Linear(c, num_classes, bias=bias)
+        self.scale = scale  # a fixed temperature on the logits; < 1 slows the head's early overconfidence
+
+    def forward(self, x):
+        return self.fc(self.drop(self.pool(x).flatten(1))) * self.scale
+
+
+class WhiteningStem(nn.Module):
+    """A 2x2 (or kxk) conv whose filters are the eigenvectors of the patch covariance, +/- (airbench).
+
+    Whitened inputs make the next layers' job well-conditioned. Weights are set from training images by
+    `init_whitening` and then frozen; the bias may keep learning.
+    """
+
+    def __init__(self, channels: int = 24, kernel: int = 2, act: str = "gelu", bn=False):
+        super().__init__()
+        if channels != 2 * 3 * kernel * kernel:
+            raise ConfigError(f"whiten stem with kernel {kernel} has {2 * 3 * kernel * kernel} channels, not {channels}")
+        self.conv = nn.Conv2d(3, channels, kernel, padding=0, bias=True)
+        self.conv.weight.requires_grad_(False)
+        self.act = activation(act)
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        k = self.conv.kernel_size[0]
+        patches = images.float().unfold(2, k, 1).unfold(3, k, 1)  # (N, C, H', W', k, k)
+        patches = patches.transpose(1, 3).reshape(-1, 3 * k * k)
+        patches = patches - patches.mean(0)
+        cov = patches.T @ patches / len(patches)
+        eigval, eigvec = torch.linalg.eigh(cov.double())
+        # Patch vectors are ordered (c, kh, kw), the conv weight's own layout.
+        filters = (eigvec.T / torch.sqrt(eigval[:, None] + eps)).float().view(-1, 3, k, k)
+        self.conv.weight.copy_(torch.cat([filters, -filters]))
+
+    def forward(self, x):
+        return self.act(self.conv(x))
+
+
+def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
+    """Returns (module, out_channels, pixels lost at the border)."""
+    _check_keys(spec, STEM_KEYS, "model.stem")
+    kind = spec.get("type", "conv")
+    if kind == "none":
+        return nn.Identity(), 3, 0
+    if kind == "whiten":
+        k = spec.get("kernel", 2)
+        stem = WhiteningStem(spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"))
+        return stem, stem.conv.out_channels, k - 1
+    if kind == "conv":
+        c, k, bn = spec.get("channels", 32), spec.get("kernel", 3), spec.get("bn", False)
+        stem = nn.Sequential(nn.Conv2d(3, c, k, padding=k // 2, bias=not bn), norm(c, bn), activation(spec.get("act", "relu")))
+        return stem, c, 0
+    raise ConfigError(f"unknown model.stem.type '{kind}': choose conv, whiten or none")
+
+
+def build_model(spec: dict, num_classes: int = 10) -> Net:
+    if not isinstance(spec, dict):
+        raise ConfigError("model must be a mapping with stem, stages and head")
+    _check_keys(spec, MODEL_KEYS, "model")
+    stem, c, lost = build_stem(spec.get("stem", {}))
+    resolution = 32 - lost
+    defaults = spec.get("defaults", {}) or {}
+    layers = []
+    stages = spec.get("stages") or []
+    if not isinstance(stages, list) or not stages:
+        raise ConfigError("model.stages must be a non-empty list of stages")
+    for i, stage in enumerate(stages):
+        where = f"model.stages.{i}"
+        if not isinstance(stage, dict):
+            raise ConfigError(f"{where} must be a mapping, got {stage!r}")
+        stage = {**defaults, **stage}
+        kind = stage.pop("block", "conv")
+        if kind not in BLOCKS:
+            raise ConfigError(f"unknown block '{kind}' in {where}: choose one of {', '.join(BLOCKS)}")
+        cout = stage.pop("channels", c)
+        depth = stage.pop("depth", 1)
+        pool = stage.pop("pool", None)
+        if not isinstance(cout, int) or cout <= 0 or not isinstance(depth, int) or depth <= 0:
+            raise ConfigError(f"{where}: channels and depth must be positive integers")
+        cls = BLOCKS[kind]
+        valid = set(inspect.signature(cls.__init__).parameters) - {"self", "cin", "cout", "pool", "resolution"}
+        _check_keys(stage, valid | {"block", "channels", "depth", "pool"}, where, defaults)
+        for j in range(depth):
+            p = pool if j == 0 else None
+            layers.append(cls(c, cout, pool=p, resolution=resolution, **stage))
+            c = cout
+            if p not in (None, "none", False):
+                resolution //= 2
+    head_spec = spec.get("head", {}) or {}
+    _check_keys(head_spec, HEAD_KEYS, "model.head")
+    head = Head(c, num_classes, **head_spec)
+    return Net(stem, nn.Sequential(*layers), head, spec)
+
+
+def _check_keys(d: dict, valid: set, where: str, defaults: dict | None = None) -> None:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be a mapping, got {d!r}")
+    unknown = sorted(set(d) - set(valid))
+    if unknown:
+        src = " (from model.defaults)" if defaults and unknown[0] in defaults else ""
+        raise ConfigError(f"unknown key '{unknown[0]}' in {where}{src}: valid keys are {', '.join(sorted(valid))}")
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module) -> int:
+    """Forward FLOPs for one 32x32 image (multiply-add = 2 FLOPs), counted by PyTorch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    p = next(model.parameters())
+    x = torch.zeros(1, 3, 32, 32, device=p.device)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def whiten_init(model: nn.Module, images: torch.Tensor) -> None:
+    """Set any whitening stem from (a sample of) the training images."""
+    for m in model.modules():
+        if isinstance(m, WhiteningStem):
+            m.init_whitening(images)
+
+
+def param_groups(model: nn.Module) -> tuple[list, list]:
+    """(weights, biases and norm parameters): the second group gets its own lr and no coupled decay."""
+    decay, no_decay = [], []
+    for m in model.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            (no_decay if name == "bias" or isinstance(m, (BatchNorm, nn.BatchNorm2d, nn.GroupNorm)) or name == "pos"
+             else decay).append(p)
+    return decay, no_decay
