@@ -167,6 +167,11 @@ def _coerce(f, value, key):
     want = type(default)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if want is float and isinstance(value, str):  # YAML 1.1 reads '1e-3' (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if want is bool and not isinstance(value, bool) or want is not bool and isinstance(value, bool):
         raise ConfigError(f"bad value for '{key}': expected {want.__name__}, got {value!r}")
     if not isinstance(value, want):

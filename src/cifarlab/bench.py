@@ -1,0 +1,84 @@
+"""Benchmarks: a preset over several seeds, and the README results table built from their outputs."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .io import atomic_write_json, atomic_write_text
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def bench(preset: str, seeds: int, overrides=(), data=None, out="runs/bench", epochs=None, device=None,
+          quiet: bool = False) -> dict:
+    from .cli import _config
+    from .live import default_callbacks
+    from .train import train
+
+    if seeds < 1:
+        from . import UserError
+
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
+    summaries = []
+    for seed in range(seeds):
+        cfg = _config(preset, list(overrides), epochs, seed, device)
+        cbs = default_callbacks(tensorboard=False, quiet=quiet, live=False)
+        run_dir, summary = train(cfg, out, data, cbs)
+        if summary is None:
+            raise KeyboardInterrupt
+        summary["run_dir"] = str(run_dir)
+        summaries.append(summary)
+    result = aggregate(summaries)
+    out_dir = Path(out)
+    atomic_write_json(out_dir / f"{result['preset']}.bench.json", result)
+    atomic_write_text(out_dir / f"{result['preset']}.bench.md", table_header() + markdown_row(result) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
+    print(table_header() + markdown_row(result))
+    return result
+
+
+def aggregate(summaries: list[dict]) -> dict:
+    acc = [s["test_acc"] for s in summaries]
+    wall = [s["wall_time_s"] for s in summaries]
+    ips = [s["train_img_per_s"] for s in summaries]
+    first = summaries[0]
+    tta = {k: [s["time_to_val_acc"].get(k) for s in summaries] for k in first["time_to_val_acc"]}
+    return {
+        "preset": first["preset"], "seeds": [s["seed"] for s in summaries],
+        "test_acc_mean": _mean_std(acc)[0], "test_acc_std": _mean_std(acc)[1], "test_acc": acc,
+        "wall_time_mean_s": _mean_std(wall)[0], "wall_time_std_s": _mean_std(wall)[1], "wall_time_max_s": max(wall),
+        "train_img_per_s_mean": _mean_std(ips)[0], "epochs": first["epochs"], "tta": first["tta"],
+        "params": first["params"], "flops_per_image": first["flops_per_image"],
+        "time_to_val_acc_epochs": tta, "device": first["device"], "dtype": first["dtype"],
+        "torch": first["torch"], "runs": summaries,
+    }
+
+
+def table_header() -> str:
+    return ("| stage | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | params | "
+            "MFLOPs/img | TTA | hardware |\n|---|---|---|---|---|---|---|---|---|---|\n")
+
+
+def markdown_row(r: dict) -> str:
+    return (f"| {r['preset']} | {100 * r['test_acc_mean']:.2f}% ± {100 * r['test_acc_std']:.2f} | {len(r['seeds'])} | "
+            f"{r['wall_time_mean_s']:.0f} s (max {r['wall_time_max_s']:.0f}) | {r['train_img_per_s_mean']:.0f} | "
+            f"{r['epochs']} | {r['params'] / 1e6:.2f}M | {r['flops_per_image'] / 1e6:.0f} | {r['tta']} | "
+            f"{r['device']}, {r['dtype']} |")
+
+
+def results_table(paths: list[Path]) -> str:
+    from . import UserError
+
+    rows = []
+    for p in paths:
+        try:
+            rows.append(json.loads(Path(p).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"cannot read bench result {p}: {e}") from None
+    order = {"baseline": 0, "intermediate": 1, "advanced": 2}
+    rows.sort(key=lambda r: order.get(r["preset"], 9))
+    return table_header() + "\n".join(markdown_row(r) for r in rows)

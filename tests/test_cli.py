@@ -1,0 +1,66 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cifarlab.cli import main
+from conftest import TINY
+
+SETS = [a for s in TINY for a in ("--set", s)]
+
+
+def test_train_evaluate_end_to_end(tiny_data, tmp_path, capsys):
+    assert main(["train", "baseline", "--data", str(tiny_data), "--out", str(tmp_path), "--plain", *SETS]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    assert (run_dir / "summary.json").exists()
+    assert (run_dir / "tensorboard").exists() is False  # train.tensorboard=false in TINY
+    out = capsys.readouterr().out
+    assert "epoch   2/2" in out and "test accuracy" in out
+    assert main(["evaluate", str(run_dir), "--data", str(tiny_data), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res["per_class_acc"]) >= {"airplane", "truck"} and 0 <= res["test_acc"] <= 1
+    assert (run_dir / "evaluation.json").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert abs(res["test_acc"] - summary["test_acc"]) < 1e-6  # same checkpoint, same number
+
+
+def test_presets_and_info(capsys, tiny_data):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("baseline", "intermediate", "advanced"))
+    assert main(["info", "--data", str(tiny_data)]) == 0
+    out = capsys.readouterr().out
+    assert "device:" in out and str(tiny_data) in out and "precision:" in out
+
+
+@pytest.mark.parametrize("args,code,msg", [
+    (["train", "nosuch"], 2, "unknown preset 'nosuch': choose one of advanced, baseline, intermediate"),
+    (["train", "baseline", "--set", "optim.nope=1"], 2, "unknown config key 'optim.nope'"),
+    (["train", "baseline", "--set", "optim.name=adam"], 2, "choose one of sgd, adamw"),
+    (["train", "baseline", "--set", "optim.lr=fast"], 2, "bad value for 'optim.lr'"),
+    (["train", "baseline", "--set", "optim.lr"], 2, "expected key=value"),
+    (["train", "baseline", "--set", "model.stages.9.channels=3"], 2, "not an index"),
+    (["train", "baseline", "--epochs", "0"], 2, "must be > 0"),
+    (["train", "baseline", "--data", "/nonexistent"], 1, "no CIFAR-10 at /nonexistent"),
+    (["train", "--resume", "/nonexistent"], 1, "cannot resume"),
+    (["evaluate", "/nonexistent.pt"], 1, "no checkpoint at"),
+    (["train", "baseline", "--device", "cuda"], 1, "no CUDA GPU"),
+])
+def test_bad_input_one_line_error(args, code, msg, capsys):
+    if "cuda" in args:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+    assert main(args) == code
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_console_script_subprocess(tiny_data, tmp_path):
+    env = {**os.environ, "CIFAR10_DIR": str(tiny_data)}
+    r = subprocess.run([sys.executable, "-m", "cifarlab.cli", "train", "nosuch"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.startswith("error: unknown preset") and "Traceback" not in r.stderr

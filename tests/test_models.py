@@ -1,0 +1,111 @@
+import pytest
+import torch
+
+from cifarlab import ConfigError
+from cifarlab.config import list_presets, load_preset
+from cifarlab.models import build_model, count_flops, count_params
+from cifarlab.models.blocks import CBAM, ConvBlock, ResidualBlock, SelfAttentionBlock, SqueezeExcite
+from cifarlab.models.builder import WhiteningStem
+
+
+def _grads_flow(module, x):
+    x = x.clone().requires_grad_(True)
+    module(x).square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"no gradient reaches {name}"
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: ConvBlock(8, 16, pool="max", bn=True), (2, 16, 4, 4)),
+    (lambda: ConvBlock(8, 16, attention="se"), (2, 16, 8, 8)),
+    (lambda: ResidualBlock(8, 16, pool="avg", bn=True, attention="cbam"), (2, 16, 4, 4)),
+    (lambda: ResidualBlock(8, 8, dropout=0.1), (2, 8, 8, 8)),
+])
+def test_block_shapes_and_gradients(make, shape):
+    torch.manual_seed(0)
+    block = make()
+    x = torch.randn(2, 8, 8, 8)
+    assert block(x).shape == shape
+    _grads_flow(block, x)
+
+
+def test_squeeze_excite_weights_in_unit_interval():
+    se = SqueezeExcite(16)
+    x = torch.randn(4, 16, 8, 8)
+    out = se(x)
+    w = se.last_weights
+    assert w.shape == (4, 16, 1, 1) and (w > 0).all() and (w < 1).all()
+    assert torch.allclose(out, x * w)
+    _grads_flow(se, x)
+
+
+def test_cbam_maps_in_unit_interval():
+    cbam = CBAM(16)
+    x = torch.randn(4, 16, 8, 8)
+    assert cbam(x).shape == x.shape
+    assert cbam.last_spatial.shape == (4, 1, 8, 8) and cbam.last_channel.shape == (4, 16, 1, 1)
+    for m in (cbam.last_spatial, cbam.last_channel):
+        assert (m > 0).all() and (m < 1).all()
+    _grads_flow(cbam, x)
+
+
+def test_self_attention_rows_sum_to_one_and_start_as_identity():
+    torch.manual_seed(0)
+    sa = SelfAttentionBlock(16, 16, heads=4, resolution=4)
+    x = torch.randn(2, 16, 4, 4)
+    assert torch.allclose(sa(x), x)  # zero-initialized output projection
+    sa.record = True
+    torch.nn.init.normal_(sa.proj.weight)
+    out = sa(x)
+    w = sa.last_weights
+    assert w.shape == (2, 4, 16, 16) and torch.allclose(w.sum(-1), torch.ones(2, 4, 16))
+    sa.record = False
+    assert torch.allclose(sa(x), out, atol=1e-5)  # fused kernel == explicit softmax
+    _grads_flow(sa, x)
+
+
+def test_whitening_stem_whitens():
+    torch.manual_seed(0)
+    imgs = torch.randn(64, 3, 16, 16) @ torch.randn(16, 16)  # correlated pixels
+    stem = WhiteningStem(24, 2, act="none")
+    stem.init_whitening(imgs)
+    out = stem.conv(imgs)[:, :12] - stem.conv.bias[:12].view(1, -1, 1, 1)
+    flat = out.permute(0, 2, 3, 1).reshape(-1, 12)
+    cov = torch.cov(flat.T)
+    assert torch.allclose(cov, torch.diag(cov.diag()), atol=0.05 * cov.diag().max().item())  # decorrelated
+    assert not stem.conv.weight.requires_grad
+
+
+@pytest.mark.parametrize("name", list(list_presets()))
+def test_presets_build_and_forward(name):
+    cfg = load_preset(name)
+    model = build_model(cfg.model)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert count_params(model) > 10_000 and count_flops(model) > 1_000_000
+
+
+def test_builder_from_plain_dict():
+    spec = {"stem": {"type": "conv", "channels": 16}, "defaults": {"bn": True},
+            "stages": [{"block": "residual", "channels": 32, "depth": 2, "pool": "max", "attention": "se"},
+                       {"block": "self_attention", "heads": 4}],
+            "head": {"pool": "avg", "dropout": 0.1}}
+    model = build_model(spec)
+    assert len(model.stages) == 3 and isinstance(model.stages[2], SelfAttentionBlock)
+    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    assert count_flops(model) > count_flops(build_model({**spec, "stages": spec["stages"][:1]}))
+
+
+@pytest.mark.parametrize("spec,msg", [
+    ({"stages": [{"block": "nope"}]}, "unknown block 'nope'.*choose one of conv"),
+    ({"stages": [{"block": "conv", "colour": 1}]}, "unknown key 'colour' in model.stages.0"),
+    ({"stages": [{"block": "conv", "attention": "magic"}]}, "unknown attention 'magic'"),
+    ({"stages": [{"block": "conv", "channels": -3}]}, "positive integers"),
+    ({"stages": []}, "non-empty list"),
+    ({"stem": {"type": "x"}, "stages": [{}]}, "unknown model.stem.type"),
+    ({"stages": [{"block": "conv"}], "head": {"pool": "median"}}, "head.pool"),
+])
+def test_builder_errors(spec, msg):
+    with pytest.raises(ConfigError, match=msg):
+        build_model(spec)

@@ -1,0 +1,151 @@
+import json
+import math
+
+import pytest
+import torch
+
+from cifarlab import UserError, checkpoint
+from cifarlab.config import apply_overrides
+from cifarlab.train import Run, TrainingError, lr_factor, select_precision, train
+from cifarlab.config import ScheduleConfig
+from cifarlab.live import CurvesPlot
+
+
+def _metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_one_step_lowers_loss(tiny_cfg, tmp_path):
+    run = Run.create(tiny_cfg("baseline", "train.precision=fp32"), tmp_path)
+    x, y = next(run.train_loader.epoch(0))
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        before = F.cross_entropy(run.model(x), y).item()
+    for _ in range(3):
+        run._step(x, y)
+    with torch.no_grad():
+        after = F.cross_entropy(run.model(x), y).item()
+    assert after < before
+
+
+def test_run_directory_contents(tiny_cfg, tmp_path):
+    run_dir, summary = train(tiny_cfg("baseline"), tmp_path, callbacks=[CurvesPlot()])
+    assert {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "curves.png"} <= {
+        p.name for p in run_dir.iterdir()}
+    m = _metrics(run_dir)
+    assert [r["epoch"] for r in m] == [1, 2]
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time", "img_per_s"):
+        assert key in m[0]
+    s = json.loads((run_dir / "summary.json").read_text())
+    for key in ("test_acc", "test_loss", "best_val_acc", "wall_time_s", "train_time_s", "train_img_per_s", "params",
+                "flops_per_image", "device", "dtype", "torch", "python", "seed", "preset"):
+        assert key in s, key
+    assert s == summary and 0 <= s["test_acc"] <= 1 and s["preset"] == "baseline"
+    assert s["wall_time_s"] >= s["train_time_s"] > 0
+
+
+SMALL_ADVANCED = ("data.batch_size=100", "model.stages.1.channels=64", "model.stages.2.channels=64")
+
+
+def test_same_seed_same_metrics(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("advanced", "train.epochs=1", *SMALL_ADVANCED)
+    _, a = train(cfg, tmp_path / "a")
+    _, b = train(cfg, tmp_path / "b")
+    assert a["test_acc"] == b["test_acc"] and a["test_loss"] == b["test_loss"]
+
+
+def test_checkpoint_round_trip(tiny_cfg, tmp_path):
+    run_dir, summary = train(tiny_cfg("baseline"), tmp_path)
+    model, cfg, ckpt = checkpoint.model_from_checkpoint(run_dir / "last.pt")
+    run = Run.create(cfg, tmp_path / "other")
+    for k, v in run.model.state_dict().items():
+        assert v.shape == model.state_dict()[k].shape
+    assert ckpt["state"]["epoch"] == 2
+    ckpt_io_model = checkpoint.load(run_dir / "last.pt")["model"]
+    assert all(torch.equal(ckpt_io_model[k], v) for k, v in model.state_dict().items())
+
+
+class StopAt:
+    """Asks the run to stop (as SIGINT would) after a given optimizer step."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, run, **kw):
+        if run.state.step == self.step:
+            run.stop_requested = "test"
+
+
+@pytest.mark.parametrize("stop_step", [4, 9])  # mid-epoch and at an epoch boundary (4 steps per epoch)
+def test_resume_equals_uninterrupted(tiny_cfg, tmp_path, stop_step):
+    cfg = tiny_cfg("advanced", "train.epochs=3", *SMALL_ADVANCED)
+    full_dir, full = train(cfg, tmp_path / "full")
+    part_dir, summary = train(cfg, tmp_path / "part", callbacks=[StopAt(stop_step)])
+    assert summary is None and checkpoint.load(part_dir / "last.pt")["state"]["step"] == stop_step
+    run = Run.resume(part_dir)
+    run.fit()
+    resumed = run.finish()
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+    assert [[r[k] for k in keys] for r in _metrics(part_dir)] == [[r[k] for k in keys] for r in _metrics(full_dir)]
+    assert resumed["test_acc"] == full["test_acc"] and resumed["test_loss"] == full["test_loss"]
+
+
+def test_checkpoint_for_other_architecture(tiny_cfg, tmp_path):
+    run_dir, _ = train(tiny_cfg("baseline", "train.epochs=1"), tmp_path)
+    other = Run.create(tiny_cfg("intermediate"), tmp_path / "x")
+    with pytest.raises(checkpoint.CheckpointError, match="different architecture"):
+        checkpoint.load_weights(other.model, checkpoint.load(run_dir)["model"], "that checkpoint")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("open('/tmp/cifarlab-ckpt-pwned', 'w').write('x')",))
+
+
+def test_checkpoint_that_runs_code_is_refused(tmp_path):
+    import pickle
+    from pathlib import Path
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "x": _Evil()}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="refusing to load"):
+        checkpoint.load(path)
+    assert not Path("/tmp/cifarlab-ckpt-pwned").exists()
+
+
+def test_truncated_checkpoint(tiny_cfg, tmp_path):
+    run_dir, _ = train(tiny_cfg("baseline", "train.epochs=1"), tmp_path)
+    raw = (run_dir / "last.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(tmp_path / "cut.pt")
+
+
+def test_non_finite_loss_stops_with_message(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("baseline", "optim.lr=1e30", "train.precision=fp32", "train.epochs=3")
+    with pytest.raises(TrainingError, match="loss became .* at step"):
+        train(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("name,checks", [
+    ("constant", [(0, 1.0), (99, 1.0)]),
+    ("cosine", [(0, 1.0), (50, 0.5), (100, 0.0)]),
+    ("linear", [(0, 1.0), (50, 0.5)]),
+    ("step", [(0, 1.0), (10, 0.1), (25, 0.01)]),
+    ("onecycle", [(0, 0.0), (25, 1.0), (100, 0.0)]),
+])
+def test_lr_schedules(name, checks):
+    s = ScheduleConfig(name=name, step_epochs=1.0)
+    for step, want in checks:
+        assert math.isclose(lr_factor(step, 100, 10, s), want, abs_tol=1e-9), (name, step)
+    warm = ScheduleConfig(name="cosine", warmup_epochs=1.0, start_factor=0.1)
+    assert math.isclose(lr_factor(0, 100, 10, warm), 0.1) and math.isclose(lr_factor(10, 100, 10, warm), 1.0)
+
+
+def test_precision_selection():
+    cpu = torch.device("cpu")
+    assert select_precision(cpu, "fp32") is None
+    assert select_precision(cpu, "bf16") is torch.bfloat16
+    with pytest.raises(UserError, match="fp16"):
+        select_precision(cpu, "fp16")
