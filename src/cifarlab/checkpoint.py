@@ -19,7 +19,11 @@ class CheckpointError(UserError):
 
 def save(path: Path, model, config: Config, **state) -> None:
     model = getattr(model, "_orig_mod", model)  # a compiled model saves the plain module's keys
-    atomic_torch_save({"model": model.state_dict(), "config": config.to_dict(), **state}, path)
+    try:
+        atomic_torch_save({"model": model.state_dict(), "config": config.to_dict(), **state}, path)
+    except OSError as e:  # disk full, permissions: the previous file is untouched (atomic write)
+        raise CheckpointError(f"cannot write {path} ({e.strerror or e}); the previous checkpoint there is "
+                              "intact: free space or fix permissions, then resume with --resume") from None
 
 
 def load(path: Path, map_location="cpu") -> dict:

@@ -49,6 +49,43 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("results", help="the README results table, from bench outputs")
     r.add_argument("bench_json", nargs="+", help="bench.json files written by `cifarlab bench`")
+    r.add_argument("--readme", metavar="FILE", help="also rewrite the table between the results markers of FILE")
+
+    c = sub.add_parser("compare", help="HTML + Markdown report comparing runs (evaluates runs not yet evaluated)")
+    c.add_argument("runs", nargs="+", help="run directories")
+    c.add_argument("--out", default="report", help="folder for report.html and report.md (default: report)")
+    c.add_argument("--data", metavar="PATH")
+    c.add_argument("--ablation", metavar="JSON", help="ablation.json from `cifarlab ablate`, shown as a section")
+
+    rep = sub.add_parser("report", help="compare every finished run under a folder (default: runs)")
+    rep.add_argument("runs_dir", nargs="?", default="runs")
+    rep.add_argument("--out", default="report")
+    rep.add_argument("--data", metavar="PATH")
+
+    a = sub.add_parser("ablate", help="train the advanced preset with one technique removed at a time")
+    a.add_argument("preset", nargs="?", default="advanced")
+    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="applied to every variant, e.g. --set data.train_subset=10000 for a quick ablation")
+    a.add_argument("--epochs", type=float)
+    a.add_argument("--only", action="append", help="run only these variants (repeatable)")
+    a.add_argument("--out", default="runs/ablation")
+    common_data(a)
+
+    pr = sub.add_parser("predict", help="classify your own PNG/JPEG images")
+    pr.add_argument("run", help="run directory or checkpoint")
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--top", type=int, default=3)
+    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--device", default="cpu")
+
+    ex = sub.add_parser("export", help="export the best checkpoint to ONNX or TorchScript, checked against PyTorch")
+    ex.add_argument("run")
+    ex.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    ex.add_argument("--out", help="output file (default: RUN/model.onnx or RUN/model.pt)")
+
+    bd = sub.add_parser("board", help="start TensorBoard on 127.0.0.1 for a folder of runs")
+    bd.add_argument("runs_dir", nargs="?", default="runs")
+    bd.add_argument("--port", type=int, default=6006)
 
     sub.add_parser("presets", help="list presets with a one-line description")
     i = sub.add_parser("info", help="where the data is, which device and precision would be used")
@@ -98,23 +135,41 @@ def cmd_train(args) -> int:
     from .live import default_callbacks
     from .train import train
 
-    cbs = default_callbacks(tensorboard=not args.no_tensorboard, quiet=args.quiet, live=False if args.plain else None)
+    live = False if args.plain else None
     if args.resume:
         if args.preset or args.overrides:
             raise UserError("--resume continues a run with its own config: drop the preset and --set options")
         from .train import Run
 
-        run = Run.resume(Path(args.resume), args.data, cbs, epochs=args.epochs)
-        run.fit()
-        if run.stop_requested:
-            return 130
-        run.finish()
+        from .parallel import from_env
+
+        dist = from_env()
+        cbs = default_callbacks(tensorboard=not args.no_tensorboard, quiet=args.quiet, live=live)
+        try:
+            run = Run.resume(Path(args.resume), args.data, cbs if dist is None or dist.rank == 0 else [],
+                             epochs=args.epochs, dist=dist)
+            run.fit()
+            if run.stop_requested:
+                return 130
+            run.finish()
+        finally:
+            if dist is not None:
+                dist.close()
         return 0
     cfg = _config(args.preset, args.overrides, args.epochs, args.seed, args.device, args.fp32)
     if args.no_tensorboard:
         cfg.train.tensorboard = False
-    cbs = default_callbacks(tensorboard=cfg.train.tensorboard, quiet=args.quiet, live=False if args.plain else None)
-    run_dir, summary = train(cfg, args.out, args.data, cbs)
+    cbs = default_callbacks(tensorboard=cfg.train.tensorboard, quiet=args.quiet, live=live)
+    from .parallel import from_env
+
+    dist = from_env(cfg.train.device)
+    try:
+        if dist is not None and dist.rank != 0:
+            cbs = []
+        run_dir, summary = train(cfg, args.out, args.data, cbs, dist=dist)
+    finally:
+        if dist is not None:
+            dist.close()
     return 130 if summary is None else 0
 
 
@@ -166,13 +221,87 @@ def cmd_bench(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .bench import results_table
+    from .bench import results_table, update_readme
 
-    print(results_table([Path(p) for p in args.bench_json]))
+    table = results_table([Path(p) for p in args.bench_json])
+    print(table)
+    if args.readme:
+        update_readme(Path(args.readme), table)
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "presets": cmd_presets, "info": cmd_info,
+def cmd_compare(args) -> int:
+    from .report import compare
+
+    ablation = None
+    if args.ablation:
+        try:
+            ablation = json.loads(Path(args.ablation).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"cannot read ablation results {args.ablation}: {e}") from None
+    html_path, md_path = compare([Path(r) for r in args.runs], Path(args.out), args.data, ablation=ablation)
+    print(f"wrote {html_path} and {md_path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    root = Path(args.runs_dir)
+    runs = sorted(p.parent for p in root.glob("**/summary.json"))
+    if not runs:
+        raise UserError(f"no finished runs (summary.json) under {root}")
+    from .report import compare
+
+    ablation_file = root / "ablation" / "ablation.json"
+    ablation = json.loads(ablation_file.read_text()) if ablation_file.exists() else None
+    html_path, md_path = compare(runs, Path(args.out), args.data, ablation=ablation)
+    print(f"wrote {html_path} and {md_path} ({len(runs)} runs)")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from .ablation import ablate
+
+    ablate(args.preset, args.overrides, args.epochs, args.only, args.out, args.data, args.device)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .ship import predict
+
+    results, errors = predict(args.run, args.images, args.top, args.device)
+    if args.json:
+        print(json.dumps({"results": results, "errors": errors}, indent=2))
+    else:
+        for r in results:
+            print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_export(args) -> int:
+    from .ship import export
+
+    dest, check = export(args.run, args.format, args.out)
+    diff = f"max |diff| vs PyTorch {check['max_abs_diff']:.2e} ({check['runtime']})" if "max_abs_diff" in check else check["note"]
+    print(f"wrote {dest}; {diff}")
+    return 0
+
+
+def cmd_board(args) -> int:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("tensorboard")
+    if exe is None:
+        raise UserError("tensorboard is not installed in this environment: pip install tensorboard")
+    if not Path(args.runs_dir).is_dir():
+        raise UserError(f"no folder {args.runs_dir}: train a run first or give the runs folder")
+    return subprocess.call([exe, "--logdir", args.runs_dir, "--host", "127.0.0.1", "--port", str(args.port)])
+
+
+COMMANDS = {"compare": cmd_compare, "report": cmd_report, "ablate": cmd_ablate, "predict": cmd_predict,
+            "export": cmd_export, "board": cmd_board, "train": cmd_train, "evaluate": cmd_evaluate, "presets": cmd_presets, "info": cmd_info,
             "bench": cmd_bench, "results": cmd_results}
 
 

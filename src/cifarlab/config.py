@@ -45,7 +45,7 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
-    bias_lr_scale: float = 1.0  # lr multiplier for biases and norm parameters (wd divided by it)
+    norm_lr_scale: float = 1.0  # lr multiplier for normalization-layer parameters (wd divided by it)
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global gradient norm (0 = off)
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # adamw only
@@ -72,6 +72,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (pays a one-off compile time)
     whiten_bias_epochs: float = 0.0  # train the whitening stem's bias only this long (0 = always)
     ema: float = 0.0  # keep an exponential moving average of weights with this decay (0 = off)
+    lookahead_every: int = 0  # every k steps pull the weights to a slow average whose decay grows to 0.95^5 (0 = off)
     tensorboard: bool = True
     log_every: int = 10  # steps between per-step scalars
 

@@ -121,9 +121,112 @@ def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> dict:
     return {"a_only": b, "b_only": c, "p_value": p}
 
 
+def robustness(model, x: torch.Tensor, y: torch.Tensor, normalize, dtype=None, batch_size: int = 500,
+               corruptions=None) -> dict:
+    """Accuracy on each corruption at each severity (uint8 images `x`), and their mean."""
+    from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
+
+    names = corruptions or list(CORRUPTIONS)
+    out = {}
+    for name in names:
+        accs = []
+        for sev in SEVERITIES:
+            correct = 0
+            for i in range(0, len(x), batch_size):
+                xb = normalize(corrupt(x[i:i + batch_size], name, sev))
+                correct += int((_forward(model, xb, dtype).argmax(-1).cpu() == y[i:i + batch_size].cpu()).sum())
+            accs.append(correct / len(x))
+        out[name] = accs
+    mean = sum(sum(v) for v in out.values()) / (len(out) * len(SEVERITIES))
+    return {"per_corruption": out, "mean_corruption_acc": mean, "n": len(x)}
+
+
+@torch.no_grad()
+def _forward(model, x, dtype=None):
+    model.eval()
+    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        return model(x).float()
+
+
+def most_confident_wrong(probs: torch.Tensor, y: torch.Tensor, k: int = 16) -> torch.Tensor:
+    conf, pred = probs.max(-1)
+    wrong = torch.nonzero(pred != y).flatten()
+    return wrong[conf[wrong].argsort(descending=True)[:k]]
+
+
+def gradcam(model, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017) on the last feature map: (B, H, W) maps in [0, 1] at input size."""
+    feats = {}
+    layer = model.stages[-1]
+    h = layer.register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+    model.eval()
+    with torch.enable_grad():
+        logits = model(x.float())
+        target = logits.argmax(-1) if target is None else target
+        act = feats["a"]
+        grad, = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), act)
+    h.remove()
+    weights = grad.mean((2, 3), keepdim=True)
+    cam = F.relu((weights * act).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return (cam / cam.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)).detach()
+
+
+def attention_maps(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Spatial attention of every CBAM block and, for self-attention, how much each pixel is attended to,
+    upsampled to the input: name -> (B, H, W) maps in [0, 1]. Empty for models without attention maps."""
+    from .models.blocks import CBAM, SelfAttentionBlock
+
+    sa = [m for m in model.modules() if isinstance(m, SelfAttentionBlock)]
+    for m in sa:
+        m.record = True
+    _forward(model, x)
+    maps = {}
+    for name, m in model.named_modules():
+        if isinstance(m, CBAM) and m.last_spatial is not None:
+            maps[f"{name} (CBAM spatial)"] = m.last_spatial[:, 0].float()
+        elif isinstance(m, SelfAttentionBlock) and m.last_weights is not None:
+            w = m.last_weights.float().mean((1, 2))  # attention received per key pixel, averaged over heads/queries
+            side = int(round(w.shape[-1] ** 0.5))
+            maps[f"{name} (self-attention)"] = w.view(-1, side, side)
+    for m in sa:
+        m.record = False
+    out = {}
+    for k, v in maps.items():
+        v = F.interpolate(v[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        lo, hi = v.flatten(1).amin(1).view(-1, 1, 1), v.flatten(1).amax(1).view(-1, 1, 1)
+        out[k] = (v - lo) / (hi - lo).clamp(min=1e-12)
+    return out
+
+
+@torch.no_grad()
+def throughput(model, device, dtype=None, batch_sizes=(1, 256), seconds: float = 2.0, channels_last=True) -> dict:
+    """Inference images per second at each batch size (after warm-up)."""
+    import time
+
+    model.eval()
+    out = {}
+    for bs in batch_sizes:
+        x = torch.randn(bs, 3, 32, 32, device=device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        _forward(model, x, dtype)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            _forward(model, x, dtype)
+            n += bs
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out[str(bs)] = round(n / (time.perf_counter() - t0), 1)
+    return out
+
+
 def evaluate_run(run: str, data_path: str | None = None, device: str | None = None, tta: str | None = None,
-                 write: bool = True) -> dict:
-    """Test-set metrics of a run directory's best checkpoint (or a checkpoint file)."""
+                 write: bool = True, robustness_n: int = 2000, figures: bool = True, speed: bool = True) -> dict:
+    """Evaluate a run directory's best checkpoint (or a checkpoint file) on the test set.
+
+    Writes evaluation.json and figures into the run directory (when given a directory).
+    """
     from pathlib import Path
 
     from .checkpoint import model_from_checkpoint
@@ -135,24 +238,59 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
     model, cfg, ckpt = model_from_checkpoint(Path(run), dev)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    data = load_cifar10(locate(data_path or cfg.data.dir or None))
+    data = load_cifar10(locate(data_path or cfg.data.dir or _data_of_run(Path(run))))
     loader = Loader(data.test_x, data.test_y, cfg.data.eval_batch_size, dev, channels_last=cfg.train.channels_last)
     dtype = select_precision(dev, cfg.train.precision)
     tta = tta or cfg.eval.tta
+    classes = data.classes
     logits, y = predict_logits(model, loader, dtype, tta)
-    probs = logits.softmax(-1)
-    pred = logits.argmax(-1)
-    cm = confusion_matrix(pred, y, len(data.classes))
-    correct = int((pred == y).sum())
-    res = {
-        "checkpoint": ckpt["path"], "preset": cfg.name, "tta": tta, "n": len(y),
-        "test_acc": correct / len(y), "test_acc_ci": wilson_interval(correct, len(y)),
-        "test_loss": F.cross_entropy(logits, y).item(), "top2_acc": accuracy(logits, y, 2),
-        "per_class_acc": dict(zip(data.classes, per_class_accuracy(logits, y, len(data.classes)))),
-        **{k: dict(zip(data.classes, v)) for k, v in precision_recall_f1(cm).items()},
-        "confusion": cm.tolist(), "calibration": calibration(probs, y),
-    }
+    res = {"checkpoint": ckpt["path"], "preset": cfg.name, "tta": tta, **classification_metrics(logits, y, classes)}
+    if tta != "none":
+        plain, _ = predict_logits(model, loader, dtype, "none")
+        res["without_tta"] = {k: v for k, v in classification_metrics(plain, y, classes).items()
+                              if k in ("test_acc", "test_loss", "top2_acc", "test_acc_ci")}
+        res["without_tta"]["ece"] = calibration(plain.softmax(-1), y)["ece"]
+    if robustness_n:
+        n = min(robustness_n, len(y))
+        idx = torch.arange(len(y))[:: max(1, len(y) // n)][:n]  # an even, class-balanced-in-expectation slice
+        res["robustness"] = robustness(model, data.test_x[idx].to(dev), y[idx], loader.normalize, dtype)
+        res["robustness"]["clean_acc_same_images"] = float((logits[idx].argmax(-1) == y[idx]).float().mean())
+    if speed:
+        res["inference_img_per_s"] = throughput(model, dev, dtype, channels_last=cfg.train.channels_last)
+    res["test_pred"] = logits.argmax(-1).tolist()  # per-image predictions, for McNemar tests between runs
     run_dir = Path(run) if Path(run).is_dir() else None
     if write and run_dir is not None:
+        if figures:
+            from .report import evaluation_figures
+
+            res["figures"] = evaluation_figures(run_dir, model, data, loader, logits, res, dtype)
         atomic_write_json(run_dir / "evaluation.json", res)
     return res
+
+
+def classification_metrics(logits: torch.Tensor, y: torch.Tensor, classes) -> dict:
+    probs = logits.softmax(-1)
+    pred = logits.argmax(-1)
+    cm = confusion_matrix(pred, y, len(classes))
+    correct = int((pred == y).sum())
+    return {
+        "n": len(y), "test_acc": correct / len(y), "test_acc_ci": wilson_interval(correct, len(y)),
+        "test_loss": F.cross_entropy(logits, y).item(), "top2_acc": accuracy(logits, y, 2),
+        "per_class_acc": dict(zip(classes, per_class_accuracy(logits, y, len(classes)))),
+        **{k: dict(zip(classes, v)) for k, v in precision_recall_f1(cm).items()},
+        "confusion": cm.tolist(), "calibration": calibration(probs, y),
+    }
+
+
+def _data_of_run(run):
+    """The data a run was trained on, when nothing else says where the data is."""
+    import json
+    import os
+
+    if os.environ.get("CIFAR10_DIR"):
+        return None
+    summary = (run if run.is_dir() else run.parent) / "summary.json"
+    try:
+        return json.loads(summary.read_text()).get("data") or None
+    except (OSError, ValueError):
+        return None

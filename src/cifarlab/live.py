@@ -46,13 +46,15 @@ class TerminalView:
 
     # -- events
     def on_train_start(self, run):
+        from .train import dtype_name
+
         c = run.cfg
         self.total_epochs = -(-run.total_steps // run.steps_per_epoch)
         self.console.print(f"[bold]cifarlab[/] {c.name}: {run.n_params / 1e6:.2f}M params, "
                            f"{run.flops / 1e6:.0f} MFLOPs/img, {run.n_train} train images, "
                            f"{run.steps_per_epoch} steps/epoch x {c.train.epochs:g} epochs, "
-                           f"device {run.device.type} {('bf16' if run.dtype is not None and 'bfloat' in str(run.dtype) else 'fp16' if run.dtype is not None else 'fp32')}, "
-                           f"run dir {run.dir}", highlight=False)
+                           f"device {run.device.type} {dtype_name(run.dtype)}, "
+                           f"run dir {run.dir}", highlight=False, soft_wrap=True)
         if not self.live_mode:
             return
         from rich.live import Live
@@ -86,16 +88,17 @@ class TerminalView:
                 f"val loss {_fmt(r.val_loss)} acc {_fmt(r.val_acc, True)}  lr {r.lr:.3g}  "
                 f"{r.img_per_s:.0f} img/s  {r.epoch_time:.1f}s")
         if self.live:
-            self.progress.reset(self.task, total=run.steps_per_epoch, epoch=self._epoch_label(run))
+            self.progress.reset(self.task, total=run.steps_per_epoch, epoch=self._epoch_label(run),
+                                loss=r.train_loss, acc=r.train_acc, lr=r.lr, speed=r.img_per_s)
             self.epoch_start = time.time()
             self.live.update(self._render(run))
         else:
-            self.console.print(line, highlight=False)
+            self.console.print(line, highlight=False, soft_wrap=True)
 
     def on_interrupt(self, run, signal):
         self._stop()
         self.console.print(f"[yellow]stopped by {signal}[/]: checkpoint saved at step {run.state.step}. "
-                           f"Resume with: cifarlab train --resume {run.dir}", highlight=False)
+                           f"Resume with: cifarlab train --resume {run.dir}", highlight=False, soft_wrap=True)
 
     def on_train_end(self, run, summary):
         self._stop()
@@ -104,7 +107,7 @@ class TerminalView:
         self.console.print(f"[bold green]test accuracy {100 * s['test_acc']:.2f}%{tta}[/], loss {s['test_loss']:.4f}; "
                            f"best val {_fmt(s['best_val_acc'], True)}; wall {s['wall_time_s']:.1f}s "
                            f"(train {s['train_time_s']:.1f}s, {s['train_img_per_s']:.0f} img/s); "
-                           f"summary: {run.dir / 'summary.json'}", highlight=False)
+                           f"summary: {run.dir / 'summary.json'}", highlight=False, soft_wrap=True)
 
     def _stop(self):
         if self.live:
@@ -231,19 +234,17 @@ def curves_png(history: list[dict], title: str = "") -> bytes:
 
 
 class NotebookPlot:
-    """In Jupyter: redraws the learning curves in place after every epoch."""
+    """In Jupyter: redraws the learning curves in place after every epoch (as a PNG, whatever the backend)."""
 
     def on_train_start(self, run):
         from IPython.display import display
 
-        self.handle = display(None, display_id=True)
+        self.handle = display(display_id=True)
 
     def on_epoch_end(self, run, record):
-        import matplotlib.pyplot as plt
+        from IPython.display import Image
 
-        fig = curves_figure(run.state.history, run.cfg.name)
-        self.handle.update(fig)
-        plt.close(fig)
+        self.handle.update(Image(data=curves_png(run.state.history, run.cfg.name)))
 
 
 def default_callbacks(tensorboard: bool = True, quiet: bool = False, live: bool | None = None) -> list:

@@ -121,12 +121,12 @@ def lr_factor(step: int, total: int, steps_per_epoch: int, s) -> float:
 
 
 def make_optimizer(model: nn.Module, o) -> torch.optim.Optimizer:
-    """Weights get lr and weight decay; biases/norm params get lr * bias_lr_scale and wd / bias_lr_scale,
-    so their effective decay per step (lr * wd) is the same while they move faster."""
-    decay, no_decay = param_groups(model)
-    groups = [{"params": decay, "lr": o.lr, "weight_decay": o.weight_decay, "base_lr": o.lr},
-              {"params": no_decay, "lr": o.lr * o.bias_lr_scale, "weight_decay": o.weight_decay / o.bias_lr_scale,
-               "base_lr": o.lr * o.bias_lr_scale}]
+    """Normalization-layer parameters (BN shifts) get lr * norm_lr_scale and wd / norm_lr_scale: the
+    same decay per step (lr * wd) while they move faster. Everything else gets lr and wd."""
+    other, norm_params = param_groups(model)
+    groups = [{"params": other, "lr": o.lr, "weight_decay": o.weight_decay, "base_lr": o.lr},
+              {"params": norm_params, "lr": o.lr * o.norm_lr_scale, "weight_decay": o.weight_decay / o.norm_lr_scale,
+               "base_lr": o.lr * o.norm_lr_scale}]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0)
     return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
@@ -144,6 +144,7 @@ class EpochRecord:
     epoch_time: float
     img_per_s: float
     step: int
+    samples: int  # training images seen this epoch, summed over data-parallel ranks
 
 
 @dataclass
@@ -174,6 +175,7 @@ class Run:
         self._make_loaders(data)
         self._make_model()
         self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.slow = None  # lookahead's slow weights
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = max(1, int(round(cfg.train.epochs * self.steps_per_epoch)))
@@ -193,13 +195,19 @@ class Run:
             while run_dir.exists():  # two runs started in the same second
                 run_dir = Path(out) / f"{stamp}-{cfg.name}-{n}"
                 n += 1
+        if dist is not None:  # every rank must write to (and resume from) rank 0's directory
+            run_dir = dist.broadcast(run_dir)
         run = cls.__new__(cls)
         run.t0 = t0
         run.__init__(cfg, run_dir, data, device, callbacks, dist)
         run.data_source = str(path)
         if run.is_main:
-            run.dir.mkdir(parents=True, exist_ok=True)
-            save_yaml(cfg, run.dir / "config.yaml")
+            try:
+                run.dir.mkdir(parents=True, exist_ok=True)
+                save_yaml(cfg, run.dir / "config.yaml")
+            except OSError as e:
+                raise UserError(f"cannot write the run directory {run.dir} ({e.strerror or e}): "
+                                "choose another --out") from None
         return run
 
     @classmethod
@@ -292,10 +300,11 @@ class Run:
                     if isinstance(m, WhiteningStem):
                         m.conv.bias.requires_grad_(False)
             loss, correct = self._step(x, y)
+            s.step += 1
+            self._lookahead(final=s.step == self.total_steps)
             acc_loss += loss.detach() * len(y)
             acc_correct += correct
             pending += len(y)
-            s.step += 1
             s.step_in_epoch += 1
             if s.step_in_epoch % sync_every == 0 or s.step_in_epoch == self.steps_per_epoch:
                 self._flush(acc_loss, acc_correct, pending)
@@ -303,6 +312,9 @@ class Run:
                 pending = 0
                 self._emit("on_step_end", loss=s.sums[0] / max(1, s.sums[2]), acc=s.sums[1] / max(1, s.sums[2]),
                            lr=self.optimizer.param_groups[0]["lr"])
+            if self.dist is not None:  # all ranks must stop at the same step, or DDP would hang
+                stop = self.dist.any(bool(self.stop_requested))
+                self.stop_requested = self.stop_requested or ("SIGTERM" if stop else None)
             if self.stop_requested:
                 break
         if pending:
@@ -348,6 +360,22 @@ class Run:
             self.ema.update_parameters(self.model)
         return loss, (logits.argmax(-1) == y).sum()
 
+    @torch.no_grad()
+    def _lookahead(self, final: bool = False) -> None:
+        """Lookahead (Zhang et al. 2019) as in airbench: every k steps, slow <- lerp(slow, fast, 1 - decay) and
+        fast <- slow, with decay rising as (t/T)^3 so early training is unhampered; at the end fast <- slow."""
+        k = self.cfg.train.lookahead_every
+        s = self.state
+        if not k or (not final and s.step % k):
+            return
+        decay = 1.0 if final else 0.95 ** 5 * (s.step / self.total_steps) ** 3
+        if self.slow is None:
+            self.slow = [p.detach().clone() for p in self.model.state_dict().values() if p.is_floating_point()]
+        fast = [p for p in self.model.state_dict().values() if p.is_floating_point()]
+        for slow_p, fast_p in zip(self.slow, fast):
+            slow_p.lerp_(fast_p, 1 - decay)
+            fast_p.copy_(slow_p)
+
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
@@ -368,7 +396,7 @@ class Run:
         rec = EpochRecord(epoch=s.epoch + 1, train_loss=loss_sum / max(1, seen), train_acc=correct / max(1, seen),
                           val_loss=val_loss, val_acc=val_acc, lr=self.optimizer.param_groups[0]["lr"],
                           epoch_time=round(self._epoch_train_dt + dt_eval, 3), img_per_s=round(self._epoch_speed, 1),
-                          step=s.step)
+                          step=s.step, samples=int(seen))
         s.history.append(rec.__dict__)
         s.epoch += 1
         s.step_in_epoch = 0
@@ -379,13 +407,21 @@ class Run:
         self._save_last()
         if improved or self.val_loader is None:
             self._save("best.pt")
+        if self.dist is not None:
+            self.dist.barrier()
         if self.is_main:
-            atomic_write_text(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in s.history))
+            try:
+                atomic_write_text(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in s.history))
+            except OSError as e:
+                raise UserError(f"cannot write {self.dir / 'metrics.jsonl'} ({e.strerror or e}); "
+                                "checkpoints are intact: resume with --resume") from None
         self._emit("on_epoch_end", record=rec)
 
     # ---------------------------------------------------------------------------------- the end
     def finish(self) -> dict:
         """Evaluate the best checkpoint (by validation accuracy) on the test set; write summary.json."""
+        if self.dist is not None:
+            self.dist.barrier()
         best = self.dir / ("best.pt" if (self.dir / "best.pt").exists() else "last.pt")
         ckpt = ckpt_io.load(best, map_location=self.device)
         ckpt_io.load_weights(self.eval_model(), ckpt["ema"] if self.ema is not None else ckpt["model"], str(best))
@@ -426,6 +462,8 @@ class Run:
         st = {"optimizer": self.optimizer.state_dict(), "state": dict(s.__dict__),
               "rng": {"torch": torch.get_rng_state(),
                       "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
+        if self.slow is not None:
+            st["lookahead"] = list(self.slow)
         if self.ema is not None:
             st["ema"] = self.ema.module.state_dict()
             st["ema_n"] = self.ema.n_averaged
@@ -450,6 +488,8 @@ class Run:
         torch.set_rng_state(ckpt["rng"]["torch"])
         if self.device.type == "cuda" and ckpt["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        if "lookahead" in ckpt:
+            self.slow = [t.to(self.device) for t in ckpt["lookahead"]]
         if self.ema is not None and "ema" in ckpt:
             self.ema.module.load_state_dict(ckpt["ema"])
             self.ema.n_averaged.copy_(ckpt["ema_n"])

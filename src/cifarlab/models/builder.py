@@ -171,12 +171,9 @@ def whiten_init(model: nn.Module, images: torch.Tensor) -> None:
 
 
 def param_groups(model: nn.Module) -> tuple[list, list]:
-    """(weights, biases and norm parameters): the second group gets its own lr and no coupled decay."""
-    decay, no_decay = [], []
-    for m in model.modules():
-        for name, p in m.named_parameters(recurse=False):
-            if not p.requires_grad:
-                continue
-            (no_decay if name == "bias" or isinstance(m, (BatchNorm, nn.BatchNorm2d, nn.GroupNorm)) or name == "pos"
-             else decay).append(p)
-    return decay, no_decay
+    """(all other trainable parameters, normalization-layer parameters): the optimizer gives the second
+    group its own lr (airbench trains BN shifts 64x faster)."""
+    norm_types = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+    norm_ids = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters(recurse=False)}
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [p for p in params if id(p) not in norm_ids], [p for p in params if id(p) in norm_ids]

@@ -1,0 +1,36 @@
+# `make train` and `make test` set up .venv on first use (torch pinned first: the CPU build on disk,
+# not a multi-GB CUDA download), then run. Later calls reuse the environment.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PRESET ?= advanced
+ARGS   ?=
+SHARED := $(abspath ../shared/data/cifar-10-batches-py)
+# Use the copy beside the checkout when there is one; otherwise cifarlab downloads to ~/.cache/cifarlab.
+export CIFAR10_DIR ?= $(if $(wildcard $(SHARED)/test_batch),$(SHARED),)
+
+.PHONY: setup train test bench results clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+train: setup
+	$(VENV)/bin/cifarlab train $(PRESET) $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+# Accuracy/speed benchmarks (long): 3 seeds per stage, then the README table from their JSON.
+bench: setup
+	for p in baseline intermediate advanced; do $(VENV)/bin/cifarlab bench $$p --seeds 3 --out results || exit 1; done
+	$(MAKE) results
+
+results: setup
+	$(VENV)/bin/cifarlab results results/*.bench.json --readme README.md
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,63 @@
+"""Data-parallel training on PyTorch's own engine: DistributedDataParallel under `torchrun`.
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT; `from_env()` turns them into a `Dist`.
+Each rank trains on its own shard of every epoch's permutation with `data.batch_size` images per step
+(global batch = batch_size x world size; the lr is not rescaled: scale it with --set optim.lr=...).
+Gradients are averaged by DDP; epoch metrics are summed over ranks; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+class Dist:
+    def __init__(self, backend: str | None = None, device_name: str = "auto"):
+        use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+        backend = backend or ("nccl" if use_cuda else "gloo")
+        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if use_cuda:
+            torch.cuda.set_device(self.local_rank)
+            self.device = torch.device("cuda", self.local_rank)
+        else:
+            self.device = torch.device("cpu")
+        dist.init_process_group(backend=backend, device_id=self.device if use_cuda else None)
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def wrap(self, model):
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.local_rank] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def all_reduce_sums(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def any(self, flag: bool) -> bool:
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def broadcast(self, obj):
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self):
+        dist.barrier()
+
+    def close(self):
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def from_env(device_name: str = "auto") -> Dist | None:
+    """A Dist when launched by torchrun with more than one process, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return Dist(device_name=device_name)
+    return None

@@ -1,0 +1,124 @@
+"""Trained models leave the lab: prediction on the user's own images, and ONNX / TorchScript export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from . import UserError
+from .data import CLASSES, MEAN, STD
+
+
+class ImageError(UserError):
+    pass
+
+
+def load_image(path: Path) -> torch.Tensor:
+    """Any PNG/JPEG (any size or mode) -> (3, 32, 32) uint8 RGB, resized with antialiasing."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=3.0)
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]})") from None
+    return data.view(32, 32, 3).permute(2, 0, 1).contiguous()
+
+
+class Normalized(nn.Module):
+    """The model with input normalization inside: takes float RGB in [0, 1], (N, 3, 32, 32); returns logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.model((x - self.mean) / self.std)
+
+
+def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu") -> tuple[list[dict], list[str]]:
+    """Top-k classes for each image. Returns (results, errors); a bad file does not stop the others."""
+    from .checkpoint import model_from_checkpoint
+    from .train import select_device
+
+    model, cfg, _ = model_from_checkpoint(Path(run), select_device(device))
+    net = Normalized(model).to(next(model.parameters()).device).eval()
+    results, errors, good, tensors = [], [], [], []
+    for p in images:
+        try:
+            tensors.append(load_image(Path(p)))
+            good.append(p)
+        except ImageError as e:
+            errors.append(str(e))
+    if tensors:
+        x = torch.stack(tensors).float().div(255).to(next(net.parameters()).device)
+        with torch.no_grad():
+            probs = net(x).float().softmax(-1).cpu()
+        k = max(1, min(top_k, probs.shape[1]))
+        for p, row in zip(good, probs):
+            top = row.topk(k)
+            results.append({"image": p, "top": [{"class": CLASSES[i], "prob": round(v, 4)}
+                                                for v, i in zip(top.values.tolist(), top.indices.tolist())]})
+    return results, errors
+
+
+def export(run: str, fmt: str, out: str | None = None, atol: float = 1e-4) -> tuple[Path, dict]:
+    """Export the best checkpoint (normalization included) and check it against PyTorch on random inputs."""
+    from .checkpoint import model_from_checkpoint
+    from .io import atomic_write_bytes
+
+    if fmt not in ("onnx", "torchscript"):
+        raise UserError(f"unknown export format '{fmt}': choose onnx or torchscript")
+    model, cfg, ckpt = model_from_checkpoint(Path(run), "cpu")
+    net = Normalized(model.float()).eval()
+    run_path = Path(run)
+    default_dir = run_path if run_path.is_dir() else run_path.parent
+    dest = Path(out) if out else default_dir / f"model.{'onnx' if fmt == 'onnx' else 'pt'}"
+    example = torch.rand(2, 3, 32, 32)
+    check_x = torch.rand(5, 3, 32, 32)  # a different batch size: the exported batch axis must be dynamic
+    with torch.no_grad():
+        want = net(check_x)
+    if fmt == "torchscript":
+        import io
+
+        with torch.no_grad():
+            scripted = torch.jit.trace(net, example)
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf)
+        atomic_write_bytes(dest, buf.getvalue())
+        with torch.no_grad():
+            got = torch.jit.load(str(dest))(check_x)
+        check = {"runtime": "torch.jit", "max_abs_diff": float((got - want).abs().max())}
+    else:
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise UserError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_file = Path(tmp) / "model.onnx"
+            torch.onnx.export(net, (example,), str(tmp_file), input_names=["images"], output_names=["logits"],
+                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+            atomic_write_bytes(dest, tmp_file.read_bytes())
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            check = {"runtime": None, "note": "onnxruntime not installed: output check skipped"}
+        else:
+            sess = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(sess.run(None, {"images": check_x.numpy()})[0])
+            check = {"runtime": "onnxruntime", "max_abs_diff": float((got - want).abs().max())}
+    if check.get("max_abs_diff") is not None and check["max_abs_diff"] > atol:
+        dest.unlink()
+        raise UserError(f"exported model differs from PyTorch by {check['max_abs_diff']:.2e} (> {atol}), "
+                        "so it was not kept: report this with the run's config.yaml")
+    return dest, check

@@ -1,0 +1,95 @@
+import io
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from cifarlab import corruptions
+from cifarlab.evaluate import (calibration, confusion_matrix, mcnemar, per_class_accuracy, precision_recall_f1,
+                               tta_views, wilson_interval)
+
+
+def test_confusion_precision_recall_f1_by_hand():
+    pred, y = torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2])
+    cm = confusion_matrix(pred, y, 3)
+    assert cm.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    m = precision_recall_f1(cm)
+    assert m["precision"] == pytest.approx([1.0, 0.5, 1.0])
+    assert m["recall"] == pytest.approx([1.0, 1.0, 0.5])
+    assert m["f1"] == pytest.approx([1.0, 2 / 3, 2 / 3])
+    logits = torch.nn.functional.one_hot(pred, 3).float()
+    assert per_class_accuracy(logits, y, 3) == pytest.approx([1.0, 1.0, 0.5])
+
+
+def test_ece_by_hand():
+    probs = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
+    y = torch.tensor([0, 0])  # first right at 0.9, second wrong at 0.7
+    cal = calibration(probs, y, bins=10)
+    assert cal["ece"] == pytest.approx(0.5 * 0.1 + 0.5 * 0.7)
+    assert sum(b["count"] for b in cal["bins"]) == 2
+    perfect = calibration(torch.tensor([[1.0, 0.0]] * 4), torch.tensor([0] * 4))
+    assert perfect["ece"] == pytest.approx(0.0)
+
+
+def test_mcnemar_by_hand():
+    a = torch.tensor([True] * 5 + [True] * 10)
+    b = torch.tensor([False] * 5 + [True] * 10)
+    t = mcnemar(a, b)
+    assert (t["a_only"], t["b_only"]) == (5, 0) and t["p_value"] == pytest.approx(2 * 0.5 ** 5)
+    same = mcnemar(a, a)
+    assert same["p_value"] == 1.0
+    big = mcnemar(torch.tensor([True] * 600 + [False] * 400), torch.tensor([False] * 600 + [True] * 400))
+    assert 0 < big["p_value"] < 1e-8  # 600 vs 400 disagreements: clearly different, and no overflow
+
+
+def test_wilson_interval_by_hand():
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    lo, hi = wilson_interval(100, 100)
+    assert hi == pytest.approx(1.0) and 0.95 < lo < 0.97
+
+
+def test_tta_views_weights():
+    x = torch.randn(2, 3, 8, 8)
+    assert len(tta_views(x, "none")) == 1
+    v = tta_views(x, "flip")
+    assert torch.equal(v[1][1], x.flip(-1)) and sum(w for w, _ in v) == 1
+    v = tta_views(x, "flip_translate")
+    assert len(v) == 6 and math.isclose(sum(w for w, _ in v), 1.0)
+    shifted = v[2][1]
+    assert torch.equal(shifted[..., 1:, 1:], x[..., :-1, :-1])  # moved down-right by one pixel
+
+
+@pytest.fixture(scope="module")
+def images():
+    torch.manual_seed(0)
+    # smooth, natural-looking images: upsampled noise
+    small = torch.rand(16, 3, 8, 8)
+    return (torch.nn.functional.interpolate(small, size=32, mode="bilinear") * 255).to(torch.uint8)
+
+
+@pytest.mark.parametrize("name", list(corruptions.CORRUPTIONS))
+def test_corruption_shape_range_and_monotone_severity(images, name):
+    effects = []
+    for s in corruptions.SEVERITIES:
+        out = corruptions.corrupt(images, name, s)
+        assert out.shape == images.shape and out.dtype == torch.uint8
+        if name == "pixelate":  # pixel error is dominated by grid misalignment; count the surviving rows instead
+            effects.append(32 - len(torch.unique(out[0, 0], dim=0)))
+        else:
+            effects.append((out.float() - images.float()).abs().mean().item())
+    assert effects[0] > 0
+    assert all(b >= a * 0.98 for a, b in zip(effects, effects[1:])), effects  # severity grows the damage
+    assert effects[-1] > effects[0]
+
+
+def test_jpeg_matches_pillow(images):
+    ours = corruptions.jpeg_compress(images, 1).float()  # quality 80
+    ref = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=80, subsampling=0)
+        ref.append(torch.from_numpy(__import__("numpy").array(Image.open(buf))).permute(2, 0, 1))
+    ref = torch.stack(ref).float()
+    assert (ours - ref).abs().mean() < 1.5

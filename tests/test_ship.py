@@ -1,0 +1,65 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from cifarlab.cli import main
+from cifarlab.ship import export, load_image
+from cifarlab.train import train
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    from cifarlab.config import apply_overrides, load_preset
+    from conftest import TINY
+
+    cfg = apply_overrides(load_preset("intermediate"), TINY + [f"data.dir={tiny_data}", "train.epochs=1"])
+    run_dir, _ = train(cfg, tmp_path_factory.mktemp("runs"))
+    return run_dir
+
+
+def test_load_image_any_size_and_mode(tmp_path):
+    Image.new("L", (300, 200), 128).save(tmp_path / "grey.png")
+    Image.new("RGBA", (50, 70), (255, 0, 0, 128)).save(tmp_path / "rgba.png")
+    Image.new("RGB", (640, 480), (0, 0, 255)).save(tmp_path / "big.jpg", quality=90)
+    for name in ("grey.png", "rgba.png", "big.jpg"):
+        x = load_image(tmp_path / name)
+        assert x.shape == (3, 32, 32) and x.dtype == torch.uint8
+    assert load_image(tmp_path / "big.jpg")[2].float().mean() > 200  # blue stays blue
+
+
+def test_predict_cli(trained, tmp_path, capsys):
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "a.png")
+    Image.new("RGB", (20, 20), (30, 200, 30)).save(tmp_path / "b.jpg")
+    (tmp_path / "notimage.png").write_text("hello")
+    assert main(["predict", str(trained), str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), "--json", "--top", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in out["results"]] == [str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]
+    top = out["results"][0]["top"]
+    assert len(top) == 2 and top[0]["prob"] >= top[1]["prob"] and 0 < top[0]["prob"] <= 1
+    code = main(["predict", str(trained), str(tmp_path / "a.png"), str(tmp_path / "notimage.png"),
+                 str(tmp_path / "missing.png")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "a.png:" in captured.out  # the good one is still classified
+    assert "notimage.png: not a readable image" in captured.err and "missing.png: no such file" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_export_torchscript_matches(trained, tmp_path):
+    dest, check = export(str(trained), "torchscript", str(tmp_path / "m.pt"))
+    assert check["max_abs_diff"] < 1e-4
+    m = torch.jit.load(str(dest))
+    assert m(torch.rand(7, 3, 32, 32)).shape == (7, 10)  # dynamic batch
+
+
+def test_export_onnx_matches(trained, tmp_path):
+    pytest.importorskip("onnx", reason="onnx not installed (pip install onnx onnxruntime)")
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    dest, check = export(str(trained), "onnx", str(tmp_path / "m.onnx"))
+    assert check["runtime"] == "onnxruntime" and check["max_abs_diff"] < 1e-4
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"images": torch.rand(3, 3, 32, 32).numpy()})[0].shape == (3, 10)
