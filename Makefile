@@ -13,7 +13,6 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
@@ -26,7 +25,9 @@ test: setup
 
 # Accuracy/speed benchmarks (long): 3 seeds per stage, then the README table from their JSON.
 bench: setup
-	for p in baseline intermediate advanced; do $(VENV)/bin/cifarlab bench $$p --seeds 3 --out results || exit 1; done
+	for p in baseline intermediate advanced; do \
+	  $(VENV)/bin/cifarlab bench $$p --seeds 3 --out results/runs && cp results/runs/$$p.bench.json results/ || exit 1; \
+	done
 	$(MAKE) results
 
 results: setup

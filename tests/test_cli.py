@@ -64,3 +64,35 @@ def test_console_script_subprocess(tiny_data, tmp_path):
     env = {**os.environ, "CIFAR10_DIR": str(tiny_data)}
     r = subprocess.run([sys.executable, "-m", "cifarlab.cli", "train", "nosuch"], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stderr.startswith("error: unknown preset") and "Traceback" not in r.stderr
+
+
+def test_ablate_compare_report_cli(tiny_data, tmp_path, capsys):
+    small = ["--set", "model.stages.1.channels=32", "--set", "model.stages.2.channels=32", "--set",
+             "data.batch_size=100", *[a for s in TINY for a in ("--set", s) if "batch_size=" not in s]]
+    out = tmp_path / "ablation"
+    assert main(["ablate", "--data", str(tiny_data), "--out", str(out), "--epochs", "1",
+                 "--only", "no_dropout", "--only", "no_tta", *small]) == 0
+    results = json.loads((out / "ablation.json").read_text())
+    assert [r["variant"] for r in results] == ["full", "no_dropout", "no_tta"]
+    assert results[2]["run_dir"] == results[0]["run_dir"]  # TTA is ablated by re-evaluating the full run
+    capsys.readouterr()
+    runs = sorted(p for p in out.iterdir() if p.is_dir())
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "rep"), "--data", str(tiny_data),
+                 "--ablation", str(out / "ablation.json")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert 'id="ablation"' in html and "no_dropout" in html
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep2"), "--data", str(tiny_data)]) == 0
+    assert "(2 runs)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["compare", "/nonexistent"], "not a finished run"),
+    (["report", "/nonexistent"], "no finished runs"),
+    (["ablate", "--only", "no_magic"], "unknown ablation variant 'no_magic'"),
+    (["results", "/nonexistent.json"], "cannot read bench result"),
+    (["export", "/nonexistent"], "no checkpoint at"),
+])
+def test_more_bad_inputs(args, msg, capsys):
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err

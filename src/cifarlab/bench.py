@@ -51,23 +51,45 @@ def aggregate(summaries: list[dict]) -> dict:
         "preset": first["preset"], "seeds": [s["seed"] for s in summaries],
         "test_acc_mean": _mean_std(acc)[0], "test_acc_std": _mean_std(acc)[1], "test_acc": acc,
         "wall_time_mean_s": _mean_std(wall)[0], "wall_time_std_s": _mean_std(wall)[1], "wall_time_max_s": max(wall),
-        "train_img_per_s_mean": _mean_std(ips)[0], "epochs": first["epochs"], "tta": first["tta"],
+        "train_img_per_s_mean": _mean_std(ips)[0], "epochs": _epochs_trained(first), "tta": first["tta"],
         "params": first["params"], "flops_per_image": first["flops_per_image"],
         "time_to_val_acc_epochs": tta, "device": first["device"], "dtype": first["dtype"],
         "torch": first["torch"], "runs": summaries,
     }
 
 
+def _epochs_trained(summary: dict) -> float:
+    """Epochs' worth of steps (8.5, not the 9 epochs begun); read from the run's config for older summaries."""
+    if "epochs_trained" in summary:
+        return summary["epochs_trained"]
+    try:
+        import yaml
+
+        return float(yaml.safe_load((Path(summary["run_dir"]) / "config.yaml").read_text())["train"]["epochs"])
+    except (KeyError, OSError, TypeError, ValueError):
+        return summary["epochs"]
+
+
 def table_header() -> str:
-    return ("| stage | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | params | "
-            "MFLOPs/img | TTA | hardware |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    return ("| stage | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | "
+            "epoch reaching val 90 / 93 / 94% | params | MFLOPs/img | TTA | hardware |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+
+
+def _time_to(r: dict) -> str:
+    """Per threshold, the epochs of the seeds that reached it (- for a seed that did not)."""
+    parts = []
+    for k in ("90", "93", "94"):
+        vals = r["time_to_val_acc_epochs"].get(k, [])
+        parts.append("-" if not any(vals) else ",".join(str(v) if v else "-" for v in vals))
+    return " / ".join(parts)
 
 
 def markdown_row(r: dict) -> str:
     return (f"| {r['preset']} | {100 * r['test_acc_mean']:.2f}% ± {100 * r['test_acc_std']:.2f} | {len(r['seeds'])} | "
             f"{r['wall_time_mean_s']:.0f} s (max {r['wall_time_max_s']:.0f}) | {r['train_img_per_s_mean']:.0f} | "
-            f"{r['epochs']} | {r['params'] / 1e6:.2f}M | {r['flops_per_image'] / 1e6:.0f} | {r['tta']} | "
-            f"{r['device']}, {r['dtype']} |")
+            f"{r['epochs']} | {_time_to(r)} | {r['params'] / 1e6:.2f}M | {r['flops_per_image'] / 1e6:.0f} | "
+            f"{r['tta']} | {r['device']}, {r['dtype']} |")
 
 
 def results_table(paths: list[Path]) -> str:

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     common_data(e)
     e.add_argument("--tta", choices=["none", "flip", "flip_translate"], help="test-time augmentation (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
+    e.add_argument("--robustness-n", type=int, default=2000, metavar="N",
+                   help="test images used for the corruption benchmark (0 = skip; default 2000)")
 
     b = sub.add_parser("bench", help="train a preset with several seeds; mean ± std of accuracy, time, img/s")
     b.add_argument("preset")
@@ -176,14 +178,32 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_run
 
-    res = evaluate_run(args.run, data_path=args.data, device=args.device, tta=args.tta)
+    if args.robustness_n < 0:
+        raise UserError(f"--robustness-n must be >= 0, got {args.robustness_n}")
+    res = evaluate_run(args.run, data_path=args.data, device=args.device, tta=args.tta, robustness_n=args.robustness_n)
     if args.json:
-        print(json.dumps(res, indent=2))
+        print(json.dumps({k: v for k, v in res.items() if k != "test_pred"}, indent=2))
         return 0
-    print(f"test accuracy {100 * res['test_acc']:.2f}% (95% CI {100 * res['test_acc_ci'][0]:.2f}-"
-          f"{100 * res['test_acc_ci'][1]:.2f}), loss {res['test_loss']:.4f}, TTA {res['tta']}")
+    lo, hi = res["test_acc_ci"]
+    print(f"test accuracy {100 * res['test_acc']:.2f}% (95% CI {100 * lo:.2f}-{100 * hi:.2f}), top-2 "
+          f"{100 * res['top2_acc']:.2f}%, loss {res['test_loss']:.4f}, ECE {100 * res['calibration']['ece']:.2f}%, "
+          f"TTA {res['tta']}")
+    if "without_tta" in res:
+        w = res["without_tta"]
+        print(f"without TTA: accuracy {100 * w['test_acc']:.2f}%, loss {w['test_loss']:.4f}, ECE {100 * w['ece']:.2f}%")
+    print(f"{'class':<11} {'acc':>7} {'prec':>7} {'recall':>7} {'F1':>7}")
     for name, acc in res["per_class_acc"].items():
-        print(f"  {name:<11} {100 * acc:6.2f}%")
+        print(f"{name:<11} {100 * acc:6.2f}% {100 * res['precision'][name]:6.2f}% {100 * res['recall'][name]:6.2f}% "
+              f"{100 * res['f1'][name]:6.2f}%")
+    if "robustness" in res:
+        r = res["robustness"]
+        per = ", ".join(f"{k} {100 * sum(v) / len(v):.1f}%" for k, v in r["per_corruption"].items())
+        print(f"robustness ({r['n']} images, 5 severities): mean corruption accuracy "
+              f"{100 * r['mean_corruption_acc']:.2f}% ({per})")
+    if "inference_img_per_s" in res:
+        print("inference: " + ", ".join(f"batch {b}: {v:.0f} img/s" for b, v in res["inference_img_per_s"].items()))
+    if res.get("figures"):
+        print(f"figures: {', '.join(res['figures'])} (in the run directory, with evaluation.json)")
     return 0
 
 

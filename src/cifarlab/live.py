@@ -177,14 +177,15 @@ class TensorBoardLogger:
             from .report import confusion_figure, prediction_grid_figure
 
             model = run.eval_model()
-            x, y = next(iter(run.test_loader))
             self.writer.add_figure("test/sample_predictions", prediction_grid_figure(model, run.test_loader, run.classes), 0)
             self.writer.add_figure("test/confusion_matrix", confusion_figure(model, run.test_loader, run.classes, run.dtype), 0)
         except ImportError:
             pass
         self.writer.close()
 
-    on_interrupt = lambda self, run, signal: self.writer and self.writer.flush()  # noqa: E731
+    def on_interrupt(self, run, signal):
+        if self.writer:
+            self.writer.flush()
 
 
 class CurvesPlot:

@@ -246,7 +246,8 @@ class Run:
     def _make_model(self) -> None:
         model = build_model(self.cfg.model, num_classes=len(self.classes))
         if any(isinstance(m, WhiteningStem) for m in model.modules()):
-            whiten_init(model, self.train_loader.normalize(self._whiten_sample).float().contiguous())
+            sample = self.train_loader.normalize(self._whiten_sample.to(self.device))
+            whiten_init(model, sample.float().contiguous())
         model = model.to(self.device)
         if self.cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -437,7 +438,7 @@ class Run:
             "test_acc": test_acc, "test_loss": test_loss, "tta": tta,
             "best_val_acc": s.best_val_acc if s.best_val_acc >= 0 else None,
             "best_epoch": max(hist, key=lambda r: r["val_acc"] or -1)["epoch"] if hist else None,
-            "epochs": s.epoch, "steps": s.step,
+            "epochs": s.epoch, "epochs_trained": round(s.step / self.steps_per_epoch, 2), "steps": s.step,
             "wall_time_s": round(s.wall_time, 2), "train_time_s": round(s.train_time, 2),
             "test_eval_time_s": round(time.time() - t, 2),
             "train_img_per_s": round(sum(r["img_per_s"] for r in hist) / max(1, len(hist)), 1),

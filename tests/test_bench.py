@@ -1,0 +1,35 @@
+import json
+
+import pytest
+
+from cifarlab import UserError
+from cifarlab.bench import START, END, aggregate, results_table, update_readme
+
+
+def _summary(seed, acc, wall, reached=None):
+    return {"preset": "advanced", "seed": seed, "test_acc": acc, "wall_time_s": wall, "train_img_per_s": 500.0,
+            "time_to_val_acc": {"90": reached, "93": None, "94": None}, "epochs": 9, "epochs_trained": 8.5, "tta": "flip_translate",
+            "params": 2_000_000, "flops_per_image": 236_000_000, "device": "cpu (x, 2 threads)", "dtype": "bf16",
+            "torch": "2.13.0"}
+
+
+def test_aggregate_mean_std():
+    r = aggregate([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7), _summary(2, 0.94, 840, None)])
+    assert r["test_acc_mean"] == pytest.approx(0.94) and r["test_acc_std"] == pytest.approx(0.01)
+    assert r["wall_time_max_s"] == 840 and r["seeds"] == [0, 1, 2]
+    assert r["time_to_val_acc_epochs"]["90"] == [8, 7, None]
+
+
+def test_results_table_and_readme(tmp_path):
+    r = aggregate([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7)])
+    (tmp_path / "advanced.bench.json").write_text(json.dumps(r))
+    table = results_table([tmp_path / "advanced.bench.json"])
+    assert "| advanced | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | 8,7 / - / - |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{START}\nold\n{END}\nafter\n")
+    update_readme(readme, table)
+    text = readme.read_text()
+    assert "old" not in text and "| advanced |" in text and text.endswith(f"{END}\nafter\n")
+    readme.write_text("no markers")
+    with pytest.raises(UserError, match="markers"):
+        update_readme(readme, table)
