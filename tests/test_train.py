@@ -77,9 +77,10 @@ class StopAt:
             run.stop_requested = "test"
 
 
-@pytest.mark.parametrize("stop_step", [4, 9])  # mid-epoch and at an epoch boundary (4 steps per epoch)
-def test_resume_equals_uninterrupted(tiny_cfg, tmp_path, stop_step):
-    cfg = tiny_cfg("advanced", "train.epochs=3", *SMALL_ADVANCED)
+# mid-epoch and at an epoch boundary (4 steps per epoch); Muon (the preset) and SGD with lookahead's slow weights
+@pytest.mark.parametrize("stop_step,extra", [(4, []), (9, []), (7, ["optim.name=sgd", "train.lookahead_every=3"])])
+def test_resume_equals_uninterrupted(tiny_cfg, tmp_path, stop_step, extra):
+    cfg = tiny_cfg("advanced", "train.epochs=3", *SMALL_ADVANCED, *extra)
     full_dir, full = train(cfg, tmp_path / "full")
     part_dir, summary = train(cfg, tmp_path / "part", callbacks=[StopAt(stop_step)])
     assert summary is None and checkpoint.load(part_dir / "last.pt")["state"]["step"] == stop_step

@@ -16,6 +16,7 @@ VARIANTS = {
     "no_dropout": ("dropout", ["model.head.dropout=0.0"]),
     "no_schedule": ("lr schedule", ["schedule.name=constant", "schedule.warmup_epochs=0"]),
     "no_label_smoothing": ("label smoothing", ["optim.label_smoothing=0.0"]),
+    "no_muon": ("Muon (conv filters train with Nesterov SGD)", ["optim.name=sgd"]),
     "no_attention": ("attention", ["model.defaults.attention=none", "model.stages.2.attention=none"]),
     "no_tta": ("test-time augmentation", None),
 }

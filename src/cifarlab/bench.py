@@ -88,7 +88,7 @@ def _time_to(r: dict) -> str:
 def markdown_row(r: dict) -> str:
     return (f"| {r['preset']} | {100 * r['test_acc_mean']:.2f}% ± {100 * r['test_acc_std']:.2f} | {len(r['seeds'])} | "
             f"{r['wall_time_mean_s']:.0f} s (max {r['wall_time_max_s']:.0f}) | {r['train_img_per_s_mean']:.0f} | "
-            f"{r['epochs']} | {_time_to(r)} | {r['params'] / 1e6:.2f}M | {r['flops_per_image'] / 1e6:.0f} | "
+            f"{round(float(r['epochs']), 2):g} | {_time_to(r)} | {r['params'] / 1e6:.2f}M | {r['flops_per_image'] / 1e6:.0f} | "
             f"{r['tta']} | {r['device']}, {r['dtype']} |")
 
 

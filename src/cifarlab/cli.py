@@ -309,15 +309,16 @@ def cmd_export(args) -> int:
 
 
 def cmd_board(args) -> int:
-    import shutil
+    import importlib.util
     import subprocess
 
-    exe = shutil.which("tensorboard")
-    if exe is None:
+    # run TensorBoard with this interpreter: its script may not be on PATH (venv not activated)
+    if importlib.util.find_spec("tensorboard") is None:
         raise UserError("tensorboard is not installed in this environment: pip install tensorboard")
     if not Path(args.runs_dir).is_dir():
         raise UserError(f"no folder {args.runs_dir}: train a run first or give the runs folder")
-    return subprocess.call([exe, "--logdir", args.runs_dir, "--host", "127.0.0.1", "--port", str(args.port)])
+    return subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir", args.runs_dir,
+                            "--host", "127.0.0.1", "--port", str(args.port)])
 
 
 COMMANDS = {"compare": cmd_compare, "report": cmd_report, "ablate": cmd_ablate, "predict": cmd_predict,

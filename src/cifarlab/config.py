@@ -40,7 +40,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | adamw
+    name: str = "sgd"  # sgd | adamw | muon (orthogonalized updates for conv filters, Nesterov SGD for the rest)
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = False
@@ -49,6 +49,8 @@ class OptimConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global gradient norm (0 = off)
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # adamw only
+    muon_lr: float = 0.24  # muon only: lr of the conv filters (their updates are orthogonalized, so no batch scaling)
+    muon_momentum: float = 0.6  # muon only: momentum of the conv filters
 
 
 @dataclass
@@ -100,7 +102,7 @@ class Config:
 CHOICES = {
     "data.augment.pad_mode": ("reflect", "zeros"),
     "data.augment.flip": ("none", "random", "alternate"),
-    "optim.name": ("sgd", "adamw"),
+    "optim.name": ("sgd", "adamw", "muon"),
     "schedule.name": ("constant", "step", "cosine", "onecycle", "linear"),
     "train.precision": ("auto", "bf16", "fp16", "fp32"),
     "eval.tta": ("none", "flip", "flip_translate"),
@@ -185,7 +187,7 @@ def validate(cfg: Config) -> None:
     for key, choices in CHOICES.items():
         if flat[key] not in choices:
             raise ConfigError(f"bad value for '{key}': {flat[key]!r}; choose one of {', '.join(choices)}")
-    positive = ["data.batch_size", "data.eval_batch_size", "train.epochs", "optim.lr"]
+    positive = ["data.batch_size", "data.eval_batch_size", "train.epochs", "optim.lr", "optim.muon_lr"]
     for key in positive:
         if not flat[key] > 0:
             raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be > 0")
@@ -196,6 +198,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be >= 0")
     if not 0 <= cfg.optim.label_smoothing < 1:
         raise ConfigError(f"bad value for 'optim.label_smoothing': {cfg.optim.label_smoothing}; must be in [0, 1)")
+    for key in ("optim.momentum", "optim.muon_momentum"):
+        if not 0 <= flat[key] < 1:
+            raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be in [0, 1)")
     if not 0 <= cfg.train.ema < 1:
         raise ConfigError(f"bad value for 'train.ema': {cfg.train.ema}; must be in [0, 1)")
     if cfg.data.val_size >= 50000:

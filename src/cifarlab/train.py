@@ -33,7 +33,8 @@ from .data import Cifar10, Loader, load_cifar10, locate, split_train_val
 from .evaluate import accuracy, predict_logits
 from .io import atomic_write_json, atomic_write_text
 from .models import build_model, count_flops, count_params
-from .models.builder import WhiteningStem, param_groups, whiten_init
+from .models.builder import WhiteningStem, whiten_init
+from .optim import lr_factor, make_optimizer
 
 
 class TrainingError(UserError):
@@ -95,41 +96,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-# ------------------------------------------------------------------------------------------ schedule
-def lr_factor(step: int, total: int, steps_per_epoch: int, s) -> float:
-    """Multiplier of the base lr at `step` (0-based) of `total`, for a ScheduleConfig `s`."""
-    warm = int(round(s.warmup_epochs * steps_per_epoch))
-    if s.name == "onecycle":  # linear up to the peak, linear down to final_factor
-        peak = max(1, int(round(s.peak_at * total)))
-        if step < peak:
-            return s.start_factor + (1 - s.start_factor) * step / peak
-        return 1 + (s.final_factor - 1) * (step - peak) / max(1, total - peak)
-    if step < warm:
-        return s.start_factor + (1 - s.start_factor) * step / warm
-    if s.name == "constant":
-        return 1.0
-    if s.name == "step":
-        return s.gamma ** int((step - warm) / (s.step_epochs * steps_per_epoch))
-    t = (step - warm) / max(1, total - warm)
-    if s.name == "cosine":
-        return s.final_factor + (1 - s.final_factor) * 0.5 * (1 + math.cos(math.pi * t))
-    if s.name == "linear":
-        return 1 + (s.final_factor - 1) * t
-    raise ValueError(s.name)
-
-
-def make_optimizer(model: nn.Module, o) -> torch.optim.Optimizer:
-    """Normalization-layer parameters (BN shifts) get lr * norm_lr_scale and wd / norm_lr_scale: the
-    same decay per step (lr * wd) while they move faster. Everything else gets lr and wd."""
-    other, norm_params = param_groups(model)
-    groups = [{"params": other, "lr": o.lr, "weight_decay": o.weight_decay, "base_lr": o.lr},
-              {"params": norm_params, "lr": o.lr * o.norm_lr_scale, "weight_decay": o.weight_decay / o.norm_lr_scale,
-               "base_lr": o.lr * o.norm_lr_scale}]
-    if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0)
-    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
 
 
 # -------------------------------------------------------------------------------------------- run

@@ -1,0 +1,55 @@
+import math
+
+import pytest
+import torch
+
+from cifarlab import UserError
+from cifarlab.config import apply_overrides, load_preset
+from cifarlab.models import build_model
+from cifarlab.optim import Muon, make_optimizer, orthogonalize
+from cifarlab.train import Run
+
+
+@pytest.mark.parametrize("shape", [(64, 576), (576, 64), (128, 384)])
+def test_orthogonalize_flattens_the_spectrum(shape):
+    torch.manual_seed(0)
+    g = torch.randn(*shape) @ torch.diag(torch.logspace(-1, 0.5, shape[1]))  # unequal column scales
+    s0 = torch.linalg.svdvals(g)
+    s = torch.linalg.svdvals(orthogonalize(g, steps=5).float())
+    assert orthogonalize(g).shape == g.shape
+    # Newton-Schulz is approximate by design: singular values land in a band around 1, not exactly on it
+    assert s.max() < 1.3 and s.min() > 0.5, (s.min(), s.max())
+    assert s.max() / s.min() < (s0.max() / s0.min()) / 1.5
+
+
+def test_muon_groups_filters_and_keeps_their_norm():
+    cfg = apply_overrides(load_preset("advanced"), ["optim.name=muon"])
+    model = build_model(cfg.model)
+    opt = make_optimizer(model, cfg.optim)
+    assert isinstance(opt, Muon)
+    ortho = [g for g in opt.param_groups if g["orthogonal"]]
+    assert len(ortho) == 1 and all(p.ndim == 4 and p.requires_grad for p in ortho[0]["params"])
+    assert ortho[0]["lr"] == cfg.optim.muon_lr and ortho[0]["momentum"] == cfg.optim.muon_momentum
+    n_trainable = sum(p.requires_grad for p in model.parameters())
+    assert sum(len(g["params"]) for g in opt.param_groups) == n_trainable  # every parameter exactly once
+    x = torch.randn(8, 3, 32, 32)
+    model(x).square().mean().backward()
+    before = [p.detach().clone() for p in ortho[0]["params"]]
+    opt.step()
+    for p, p0 in zip(ortho[0]["params"], before):
+        assert not torch.equal(p, p0)
+        assert math.isclose(p.norm().item(), math.sqrt(p.size(0)), rel_tol=0.3)
+
+
+def test_muon_run_learns(tiny_cfg, tmp_path):
+    run = Run.create(tiny_cfg("advanced", "optim.name=muon", "train.precision=fp32"), tmp_path)
+    run.model.train()
+    x, y = next(run.train_loader.epoch(0))
+    losses = [run._step(x, y)[0].item() for _ in range(6)]
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("override", ["optim.name=lion", "optim.muon_lr=0", "optim.muon_momentum=1.5"])
+def test_bad_optimizer_settings(override):
+    with pytest.raises(UserError, match="optim"):
+        apply_overrides(load_preset("advanced"), [override])
