@@ -8,7 +8,7 @@ SHARED := $(abspath ../shared/data/cifar-10-batches-py)
 # Use the copy beside the checkout when there is one; otherwise cifarlab downloads to ~/.cache/cifarlab.
 export CIFAR10_DIR ?= $(if $(wildcard $(SHARED)/test_batch),$(SHARED),)
 
-.PHONY: setup train test bench results clean
+.PHONY: setup train test bench results report clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -32,6 +32,11 @@ bench: setup
 
 results: setup
 	$(VENV)/bin/cifarlab results results/*.bench.json --readme README.md
+
+# The comparison report (evaluation, McNemar, robustness, calibration) of the benchmark runs (~7 min).
+report: setup
+	$(VENV)/bin/cifarlab compare $(wildcard results/runs/*-baseline) $(wildcard results/runs/*-intermediate) \
+	  $(wildcard results/runs/*-advanced) --out results/report
 
 clean:
 	rm -rf $(VENV) runs

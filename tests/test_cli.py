@@ -96,3 +96,13 @@ def test_more_bad_inputs(args, msg, capsys):
     assert main(args) != 0
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
+
+
+def test_every_ablation_variant_is_a_valid_config():
+    from cifarlab.ablation import VARIANTS
+    from cifarlab.config import apply_overrides, load_preset
+
+    base = load_preset("advanced")
+    for name, (_, overrides) in VARIANTS.items():
+        if overrides:  # each must change the preset, and validly
+            assert apply_overrides(base, overrides).to_dict() != base.to_dict(), name

@@ -16,7 +16,9 @@ VARIANTS = {
     "no_dropout": ("dropout", ["model.head.dropout=0.0"]),
     "no_schedule": ("lr schedule", ["schedule.name=constant", "schedule.warmup_epochs=0"]),
     "no_label_smoothing": ("label smoothing", ["optim.label_smoothing=0.0"]),
-    "no_muon": ("Muon (conv filters train with Nesterov SGD)", ["optim.name=sgd"]),
+    "no_muon": ("Muon (the Nesterov SGD + lookahead recipe instead)",
+                ["optim.name=sgd", "schedule.name=onecycle", "schedule.start_factor=0.2", "schedule.peak_at=0.23",
+                 "train.lookahead_every=5"]),
     "no_attention": ("attention", ["model.defaults.attention=none", "model.stages.2.attention=none"]),
     "no_tta": ("test-time augmentation", None),
 }
