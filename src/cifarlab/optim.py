@@ -44,7 +44,8 @@ def lr_factor(step: int, total: int, steps_per_epoch: int, s) -> float:
 def orthogonalize(g: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
     """Approximately U V^T of g = U S V^T by a quintic Newton-Schulz iteration tuned to push all singular
     values into ~[0.7, 1.2] in few steps (exactness is not needed, speed is). g is 2-D; the result is bf16:
-    the iteration tolerates its rounding, and bf16 halves its cost on the 2-core CPU (0.15 -> 0.075 s/step)."""
+    the iteration tolerates its rounding, and bf16 more than halves its cost on the 2-core CPU (0.053 -> 0.023 s
+    per step for the advanced preset's filters)."""
     a, b, c = 3.4445, -4.7750, 2.0315
     x = g.bfloat16()
     x = x / (x.norm() + eps)
