@@ -51,23 +51,13 @@ def aggregate(summaries: list[dict]) -> dict:
         "preset": first["preset"], "seeds": [s["seed"] for s in summaries],
         "test_acc_mean": _mean_std(acc)[0], "test_acc_std": _mean_std(acc)[1], "test_acc": acc,
         "wall_time_mean_s": _mean_std(wall)[0], "wall_time_std_s": _mean_std(wall)[1], "wall_time_max_s": max(wall),
-        "train_img_per_s_mean": _mean_std(ips)[0], "epochs": _epochs_trained(first), "tta": first["tta"],
+        # epochs' worth of steps (8.5, not the 9 epochs begun); summaries before that field had whole epochs
+        "train_img_per_s_mean": _mean_std(ips)[0], "epochs": first.get("epochs_trained", first["epochs"]),
+        "tta": first["tta"],
         "params": first["params"], "flops_per_image": first["flops_per_image"],
         "time_to_val_acc_epochs": tta, "device": first["device"], "dtype": first["dtype"],
         "torch": first["torch"], "runs": summaries,
     }
-
-
-def _epochs_trained(summary: dict) -> float:
-    """Epochs' worth of steps (8.5, not the 9 epochs begun); read from the run's config for older summaries."""
-    if "epochs_trained" in summary:
-        return summary["epochs_trained"]
-    try:
-        import yaml
-
-        return float(yaml.safe_load((Path(summary["run_dir"]) / "config.yaml").read_text())["train"]["epochs"])
-    except (KeyError, OSError, TypeError, ValueError):
-        return summary["epochs"]
 
 
 def table_header() -> str:
