@@ -91,6 +91,8 @@ def test_ablate_compare_report_cli(tiny_data, tmp_path, capsys):
     (["ablate", "--only", "no_magic"], "unknown ablation variant 'no_magic'"),
     (["results", "/nonexistent.json"], "cannot read bench result"),
     (["export", "/nonexistent"], "no checkpoint at"),
+    (["train", "--set", "data.augment.resize_from=40"], "must be 0 (off) or 8..32 px"),
+    (["train", "--set", "data.augment.resize_from=24"], "needs 'data.augment.resize_until' > 0"),
 ])
 def test_more_bad_inputs(args, msg, capsys):
     assert main(args) != 0

@@ -118,6 +118,22 @@ def test_batch_augment_pipeline(tiny_data):
     assert a[0].shape == (100, 3, 32, 32) and torch.isfinite(a[0]).all()
 
 
+def test_progressive_resize_schedule_and_batches(tiny_data):
+    cfg = AugmentConfig(resize_from=20, resize_until=6)
+    assert [augment.train_size(cfg, e) for e in range(8)] == [20, 20, 24, 24, 28, 28, 32, 32]
+    assert augment.train_size(AugmentConfig(), 0) == 32  # off by default
+    d = load_cifar10(tiny_data)
+    ld = Loader(d.train_x, d.train_y, 100, "cpu", shuffle=True, augment=cfg, seed=1)
+    x0, _ = next(ld.epoch(0))
+    x6, _ = next(ld.epoch(6))
+    assert x0.shape == (100, 3, 20, 20) and x6.shape == (100, 3, 32, 32)
+    assert x0.is_contiguous(memory_format=torch.channels_last)
+    # Downscaling keeps each image's content: its mean colour is unchanged.
+    plain = Loader(d.train_x, d.train_y, 100, "cpu", shuffle=True, augment=AugmentConfig(), seed=1)
+    full, _ = next(plain.epoch(0))
+    assert torch.allclose(x0.mean((2, 3)), full.mean((2, 3)), atol=0.02)
+
+
 def test_alternate_flip_flips_every_other_epoch(tiny_data):
     d = load_cifar10(tiny_data)
     ld = Loader(d.train_x, d.train_y, 500, "cpu", augment=AugmentConfig(flip="alternate"))

@@ -64,6 +64,7 @@ def test_self_attention_rows_sum_to_one_and_start_as_identity():
     sa.record = False
     assert torch.allclose(sa(x), out, atol=1e-5)  # fused kernel == explicit softmax
     _grads_flow(sa, x)
+    assert sa(torch.randn(2, 16, 3, 3)).shape == (2, 16, 3, 3)  # other sizes: positions are rescaled
 
 
 def test_whitening_stem_whitens():

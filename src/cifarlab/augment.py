@@ -7,6 +7,7 @@ result comes out channels-last, the layout the model wants anyway.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def reflect_index(size: int, pad: int, device=None) -> torch.Tensor:
@@ -53,8 +54,26 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
     return x * keep[:, None].to(x.dtype)
 
 
-def batch_augment(x: torch.Tensor, cfg, generator: torch.Generator, alternate_mask: torch.Tensor, normalize):
-    """uint8 batch -> augmented, normalized float batch, following an AugmentConfig."""
+def train_size(cfg, epoch: int, full: int = 32) -> int:
+    """Image side for `epoch` under progressive resizing: resize_from at epoch 0, growing linearly to `full`
+    at epoch resize_until, rounded down to a multiple of 4 so only a few distinct sizes occur."""
+    if not cfg.resize_from or epoch >= cfg.resize_until:
+        return full
+    size = cfg.resize_from + (full - cfg.resize_from) * epoch / cfg.resize_until
+    return max(cfg.resize_from, int(size) // 4 * 4)
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Downscale a float batch to size x size (antialiased, so no aliasing from skipped pixels)."""
+    if x.shape[-1] == size:
+        return x
+    out = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) else out
+
+
+def batch_augment(x: torch.Tensor, cfg, generator: torch.Generator, alternate_mask: torch.Tensor, normalize,
+                  size: int = 32):
+    """uint8 batch -> augmented, normalized float batch (size x size), following an AugmentConfig."""
     if cfg.translate > 0:
         x = random_translate(x, cfg.translate, generator, cfg.pad_mode)
     if cfg.flip == "random":
@@ -64,4 +83,4 @@ def batch_augment(x: torch.Tensor, cfg, generator: torch.Generator, alternate_ma
     x = normalize(x)
     if cfg.cutout > 0:  # after normalizing, so the square is set to the dataset mean
         x = cutout(x, cfg.cutout, generator)
-    return x
+    return resize(x, size)

@@ -26,6 +26,10 @@ class AugmentConfig:
     pad_mode: str = "reflect"  # padding for translate: reflect | zeros
     flip: str = "none"  # horizontal flip: none | random | alternate (each image flips every other epoch)
     cutout: int = 0  # side of a square zeroed at a random place (0 = off)
+    # Progressive resizing: train on images downscaled to `resize_from` px at epoch 0, growing linearly (in
+    # 4 px steps) to full size by epoch `resize_until`. Early epochs cost ~(size/32)^2 as much (0 = off).
+    resize_from: int = 0
+    resize_until: float = 0.0
 
 
 @dataclass
@@ -203,6 +207,11 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be in [0, 1)")
     if not 0 <= cfg.train.ema < 1:
         raise ConfigError(f"bad value for 'train.ema': {cfg.train.ema}; must be in [0, 1)")
+    a = cfg.data.augment
+    if a.resize_from and not 8 <= a.resize_from <= 32:
+        raise ConfigError(f"bad value for 'data.augment.resize_from': {a.resize_from}; must be 0 (off) or 8..32 px")
+    if a.resize_from and not a.resize_until > 0:
+        raise ConfigError("'data.augment.resize_from' needs 'data.augment.resize_until' > 0 (the epoch reaching 32 px)")
     if cfg.data.val_size >= 50000:
         raise ConfigError(f"bad value for 'data.val_size': {cfg.data.val_size}; must leave training images")
     if not isinstance(cfg.model, dict) or not cfg.model.get("stages"):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import UserError
-from .augment import batch_augment
+from .augment import batch_augment, train_size
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -312,12 +312,13 @@ class Loader:
         """Yield batches of `epoch`, starting at batch `start`."""
         order = self.order(epoch)
         n = len(order)
+        size = train_size(self.augment, epoch, self.x.shape[-1]) if self.augment is not None else None
         for i in range(start, len(self)):
             idx = order[i * self.batch_size: min(n, (i + 1) * self.batch_size)]
             x = self.x[idx]
             if self.augment is not None:
                 g = torch.Generator().manual_seed(_mix(self.seed, epoch, i + 1))
-                x = batch_augment(x, self.augment, g, self.flip_parity[idx] ^ bool(epoch % 2), self.normalize)
+                x = batch_augment(x, self.augment, g, self.flip_parity[idx] ^ bool(epoch % 2), self.normalize, size)
             else:
                 x = self.normalize(x)
             yield x, self.y[idx]

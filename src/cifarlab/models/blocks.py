@@ -189,7 +189,10 @@ class SelfAttentionBlock(nn.Module):
     def forward(self, x):
         x = self.pool(x)
         b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x + self.pos)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        pos = self.pos
+        if pos.shape[-2:] != (h, w):  # another input size (progressive resizing, large images): rescale
+            pos = F.interpolate(pos, size=(h, w), mode="bilinear", align_corners=False)
+        q, k, v = self.qkv(self.norm(x + pos)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
         q, k, v = (t.transpose(-1, -2) for t in (q, k, v))  # (B, heads, HW, d)
         if self.record:  # explicit weights only when asked: the fused kernel does not expose them
             att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)
