@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from cifarlab import corruptions
-from cifarlab.evaluate import (calibration, confusion_matrix, mcnemar, per_class_accuracy, precision_recall_f1,
-                               tta_views, wilson_interval)
+from cifarlab.evaluate import (calibration, confusion_matrix, fit_temperature, mcnemar, per_class_accuracy,
+                               precision_recall_f1, temperature_scaling, tta_views, wilson_interval)
 
 
 def test_confusion_precision_recall_f1_by_hand():
@@ -30,6 +30,17 @@ def test_ece_by_hand():
     assert sum(b["count"] for b in cal["bins"]) == 2
     perfect = calibration(torch.tensor([[1.0, 0.0]] * 4), torch.tensor([0] * 4))
     assert perfect["ece"] == pytest.approx(0.0)
+
+
+def test_temperature_scaling_recovers_the_true_temperature():
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(20000, 10, generator=g)
+    # Labels drawn from softmax(logits / 2): the logits are overconfident by exactly T = 2.
+    y = torch.multinomial((logits / 2).softmax(-1), 1, generator=g).squeeze(1)
+    assert fit_temperature(logits[:10000], y[:10000]) == pytest.approx(2.0, rel=0.05)
+    res = temperature_scaling(logits[:10000], y[:10000], logits[10000:], y[10000:])
+    assert res["ece"] < 0.5 * calibration(logits[10000:].softmax(-1), y[10000:])["ece"]
+    assert res["test_loss"] < torch.nn.functional.cross_entropy(logits[10000:], y[10000:]).item()
 
 
 def test_mcnemar_by_hand():

@@ -76,8 +76,9 @@ def test_evaluation_json_and_figures(two_runs, tiny_data):
     res = evaluate_run(str(two_runs[1]), data_path=str(tiny_data), robustness_n=50)
     ev = json.loads((two_runs[1] / "evaluation.json").read_text())
     for key in ("test_acc", "test_acc_ci", "per_class_acc", "precision", "recall", "f1", "confusion", "calibration",
-                "top2_acc", "robustness", "inference_img_per_s", "test_pred"):
+                "top2_acc", "robustness", "inference_img_per_s", "test_pred", "temperature_scaling"):
         assert key in ev, key
+    assert ev["temperature_scaling"]["temperature"] > 0 and 0 <= ev["temperature_scaling"]["ece"] <= 1
     assert set(ev["robustness"]["per_corruption"]) >= {"gaussian_noise", "gaussian_blur", "contrast", "brightness",
                                                         "jpeg", "pixelate"}
     assert set(ev["inference_img_per_s"]) == {"1", "256"}

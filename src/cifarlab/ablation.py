@@ -19,6 +19,7 @@ VARIANTS = {
     "no_muon": ("Muon (the Nesterov SGD + lookahead recipe instead)",
                 ["optim.name=sgd", "schedule.name=onecycle", "schedule.start_factor=0.2", "schedule.peak_at=0.23",
                  "train.lookahead_every=5"]),
+    "no_lookahead": ("lookahead", ["train.lookahead_every=0"]),
     "no_attention": ("attention", ["model.defaults.attention=none", "model.stages.2.attention=none"]),
     "no_tta": ("test-time augmentation", None),
 }

@@ -191,6 +191,10 @@ def cmd_evaluate(args) -> int:
     if "without_tta" in res:
         w = res["without_tta"]
         print(f"without TTA: accuracy {100 * w['test_acc']:.2f}%, loss {w['test_loss']:.4f}, ECE {100 * w['ece']:.2f}%")
+    if "temperature_scaling" in res:
+        t = res["temperature_scaling"]
+        print(f"temperature scaling (T={t['temperature']:.3f}, fitted on {t['fitted_on_n']} validation images): "
+              f"loss {t['test_loss']:.4f}, ECE {100 * t['ece']:.2f}%")
     print(f"{'class':<11} {'acc':>7} {'prec':>7} {'recall':>7} {'F1':>7}")
     for name, acc in res["per_class_acc"].items():
         print(f"{name:<11} {100 * acc:6.2f}% {100 * res['precision'][name]:6.2f}% {100 * res['recall'][name]:6.2f}% "

@@ -248,10 +248,11 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
             sections.append(("Robustness", _html_table(["model", "mean corruption acc", "clean acc"], rob_rows),
                              [fig_png(robustness_figure(robs))]))
             md += ["## Robustness", "", _md_table(["model", "mean corruption acc", "clean acc"], rob_rows), ""]
-        cal_rows = [[n, f"{100 * e['calibration']['ece']:.2f}%"] for n, e in evals]
-        sections.append(("Calibration", _html_table(["model", "ECE"], cal_rows),
+        cal_header = ["model", "ECE", "temperature T (fitted on val)", "ECE at T"]
+        cal_rows = [[n, f"{100 * e['calibration']['ece']:.2f}%", *_temperature_cells(e)] for n, e in evals]
+        sections.append(("Calibration", _html_table(cal_header, cal_rows),
                          [fig_png(reliability_figure([(n, e["calibration"]) for n, e in evals]))]))
-        md += ["## Calibration", "", _md_table(["model", "ECE"], cal_rows), ""]
+        md += ["## Calibration", "", _md_table(cal_header, cal_rows), ""]
 
     if ablation:
         ab_header = ["variant", "removed", "test acc", "Δ vs full"]
@@ -297,6 +298,11 @@ def _test_labels(data_path, n) -> torch.Tensor:
 def _md_table(header, rows) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _temperature_cells(evaluation: dict) -> list[str]:
+    t = evaluation.get("temperature_scaling")
+    return [f"{t['temperature']:.3f}", f"{100 * t['ece']:.2f}%"] if t else ["-", "-"]
 
 
 def _html_table(header, rows) -> str:
