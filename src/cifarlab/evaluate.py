@@ -126,7 +126,7 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def temperature_scaling(val_logits, val_y, test_logits, test_y) -> dict:
-    """Fit T on the validation logits; report the test set's ECE and loss with and without it."""
+    """Fit T on the validation logits; report it with the test set's ECE and loss at T."""
     t = fit_temperature(val_logits, val_y)
     return {"temperature": t, "fitted_on_n": len(val_y),
             "ece": calibration((test_logits / t).softmax(-1), test_y)["ece"],
