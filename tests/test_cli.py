@@ -108,3 +108,18 @@ def test_every_ablation_variant_is_a_valid_config():
     for name, (_, overrides) in VARIANTS.items():
         if overrides:  # each must change the preset, and validly
             assert apply_overrides(base, overrides).to_dict() != base.to_dict(), name
+
+
+def test_wheel_ships_the_presets(tmp_path):
+    """A non-editable install has no configs/ beside it: the wheel must carry the presets itself."""
+    import zipfile
+
+    pytest.importorskip("setuptools")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(root),
+                    "-w", str(tmp_path)], check=True, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("cifarlab-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    presets = {p.name for p in (root / "configs").glob("*.yaml")}
+    assert {"baseline.yaml", "intermediate.yaml", "advanced.yaml"} <= presets
+    assert {f"cifarlab/presets/{p}" for p in presets} <= names

@@ -176,3 +176,5 @@ def test_board_serves_tensorboard_on_loopback(two_runs):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    with pytest.raises(OSError):  # the TensorBoard server went down with `cifarlab board`, port released
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=2)

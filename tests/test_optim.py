@@ -10,13 +10,15 @@ from cifarlab.optim import Muon, make_optimizer, orthogonalize
 from cifarlab.train import Run
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("shape", [(64, 576), (576, 64), (128, 384)])
-def test_orthogonalize_flattens_the_spectrum(shape):
+def test_orthogonalize_flattens_the_spectrum(shape, dtype):
     torch.manual_seed(0)
     g = torch.randn(*shape) @ torch.diag(torch.logspace(-1, 0.5, shape[1]))  # unequal column scales
     s0 = torch.linalg.svdvals(g)
-    s = torch.linalg.svdvals(orthogonalize(g, steps=5).float())
-    assert orthogonalize(g).shape == g.shape
+    out = orthogonalize(g, steps=5, dtype=dtype)
+    assert out.shape == g.shape and out.dtype == dtype
+    s = torch.linalg.svdvals(out.float())
     # Newton-Schulz is approximate by design: singular values land in a band around 1, not exactly on it
     assert s.max() < 1.3 and s.min() > 0.5, (s.min(), s.max())
     assert s.max() / s.min() < (s0.max() / s0.min()) / 1.5
@@ -39,6 +41,13 @@ def test_muon_groups_filters_and_keeps_their_norm():
     for p, p0 in zip(ortho[0]["params"], before):
         assert not torch.equal(p, p0)
         assert math.isclose(p.norm().item(), math.sqrt(p.size(0)), rel_tol=0.3)
+
+
+@pytest.mark.parametrize("precision,ns_dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_muon_orthogonalizes_in_the_run_precision(tiny_cfg, tmp_path, precision, ns_dtype):
+    # bf16 is emulated (~10x slower than fp32) on CPUs without AVX512-BF16/AMX: fp32 runs must not pay for it
+    run = Run.create(tiny_cfg("advanced", "optim.name=muon", f"train.precision={precision}"), tmp_path)
+    assert run.optimizer.ns_dtype == ns_dtype
 
 
 def test_muon_run_learns(tiny_cfg, tmp_path):

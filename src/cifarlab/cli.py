@@ -315,14 +315,28 @@ def cmd_export(args) -> int:
 def cmd_board(args) -> int:
     import importlib.util
     import subprocess
+    import signal
 
     # run TensorBoard with this interpreter: its script may not be on PATH (venv not activated)
     if importlib.util.find_spec("tensorboard") is None:
         raise UserError("tensorboard is not installed in this environment: pip install tensorboard")
     if not Path(args.runs_dir).is_dir():
         raise UserError(f"no folder {args.runs_dir}: train a run first or give the runs folder")
-    return subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir", args.runs_dir,
-                            "--host", "127.0.0.1", "--port", str(args.port)])
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", args.runs_dir,
+                             "--host", "127.0.0.1", "--port", str(args.port)])
+    # a SIGTERM to `cifarlab board` must not orphan the server (it would keep the port): stop it with us
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 COMMANDS = {"compare": cmd_compare, "report": cmd_report, "ablate": cmd_ablate, "predict": cmd_predict,

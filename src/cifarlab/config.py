@@ -17,7 +17,9 @@ import yaml
 from . import ConfigError
 
 # Presets live in the repository's configs/ (the package is installed editable from it).
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs"
+# A wheel holds the presets in cifarlab/presets; a source checkout (editable install) reads configs/.
+_PACKAGED_PRESETS = Path(__file__).resolve().parent / "presets"
+PRESET_DIR = _PACKAGED_PRESETS if _PACKAGED_PRESETS.is_dir() else Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass

@@ -41,13 +41,15 @@ def lr_factor(step: int, total: int, steps_per_epoch: int, s) -> float:
     raise ValueError(s.name)
 
 
-def orthogonalize(g: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
+def orthogonalize(g: torch.Tensor, steps: int = 3, eps: float = 1e-7,
+                  dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
     """Approximately U V^T of g = U S V^T by a quintic Newton-Schulz iteration tuned to push all singular
-    values into ~[0.7, 1.2] in few steps (exactness is not needed, speed is). g is 2-D; the result is bf16:
-    the iteration tolerates its rounding, and bf16 more than halves its cost on the 2-core CPU (0.053 -> 0.023 s
-    per step for the advanced preset's filters)."""
+    values into ~[0.7, 1.2] in few steps (exactness is not needed, speed is). g is 2-D; the result has `dtype`.
+    The iteration tolerates bf16 rounding, and on a CPU with native bf16 that more than halves its cost
+    (0.053 -> 0.023 s per step for the advanced preset's filters); where bf16 is emulated it is ~10x slower
+    than fp32, so the caller passes fp32 there."""
     a, b, c = 3.4445, -4.7750, 2.0315
-    x = g.bfloat16()
+    x = g.to(dtype)
     x = x / (x.norm() + eps)
     tall = x.size(0) > x.size(1)
     if tall:  # iterate on the small Gram matrix
@@ -63,9 +65,10 @@ class Muon(torch.optim.Optimizer):
     fixed weight norm (sqrt(out_channels), the scale of an orthonormal init) instead of weight decay."""
 
     def __init__(self, params, lr: float, momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 0.0,
-                 ns_steps: int = 3):
+                 ns_steps: int = 3, ns_dtype: torch.dtype = torch.bfloat16):
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
                                       orthogonal=False, ns_steps=ns_steps))
+        self.ns_dtype = ns_dtype
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -84,7 +87,8 @@ class Muon(torch.optim.Optimizer):
                 g = g.add(buf, alpha=mom) if group["nesterov"] else buf
                 if group["orthogonal"]:
                     p.mul_(math.sqrt(p.size(0)) / (p.norm() + 1e-12))
-                    g = orthogonalize(g.reshape(len(g), -1), group["ns_steps"]).view_as(p).to(p.dtype)
+                    g = orthogonalize(g.reshape(len(g), -1), group["ns_steps"], dtype=self.ns_dtype)
+                    g = g.view_as(p).to(p.dtype)
                 p.add_(g, alpha=-lr)
 
 
@@ -93,10 +97,11 @@ def filter_params(params: list) -> tuple[list, list]:
     return [p for p in params if p.ndim == 4], [p for p in params if p.ndim != 4]
 
 
-def make_optimizer(model: nn.Module, o) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, o, ns_dtype: torch.dtype = torch.float32) -> torch.optim.Optimizer:
     """Normalization-layer parameters (BN shifts) get lr * norm_lr_scale and wd / norm_lr_scale: the
     same decay per step (lr * wd) while they move faster. Everything else gets lr and wd; with `muon`,
-    conv filters get muon_lr and muon_momentum instead."""
+    conv filters get muon_lr and muon_momentum instead, orthogonalized in `ns_dtype` (bf16 only where the
+    device computes it natively)."""
     other, norm_params = param_groups(model)
 
     def group(params, lr, wd, **kw):
@@ -107,7 +112,8 @@ def make_optimizer(model: nn.Module, o) -> torch.optim.Optimizer:
         filters, rest = filter_params(other)
         groups = [group(filters, o.muon_lr, 0.0, momentum=o.muon_momentum, orthogonal=True),
                   group(rest, o.lr, o.weight_decay), norm_group]
-        return Muon([g for g in groups if g["params"]], lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
+        return Muon([g for g in groups if g["params"]], lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+                    ns_dtype=ns_dtype)
     groups = [group(other, o.lr, o.weight_decay), norm_group]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0)

@@ -140,7 +140,8 @@ class Run:
         self.classes = data.classes
         self._make_loaders(data)
         self._make_model()
-        self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.optimizer = make_optimizer(self.model, cfg.optim,
+                                        ns_dtype=torch.bfloat16 if self.dtype == torch.bfloat16 else torch.float32)
         self.slow = None  # lookahead's slow weights
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         self.steps_per_epoch = len(self.train_loader)
