@@ -314,8 +314,8 @@ def cmd_export(args) -> int:
 
 def cmd_board(args) -> int:
     import importlib.util
-    import subprocess
     import signal
+    import subprocess
 
     # run TensorBoard with this interpreter: its script may not be on PATH (venv not activated)
     if importlib.util.find_spec("tensorboard") is None:

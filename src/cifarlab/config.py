@@ -16,8 +16,8 @@ import yaml
 
 from . import ConfigError
 
-# Presets live in the repository's configs/ (the package is installed editable from it).
-# A wheel holds the presets in cifarlab/presets; a source checkout (editable install) reads configs/.
+# Presets live in the repository's configs/: a source checkout (editable install) reads them there,
+# a wheel carries a copy in cifarlab/presets.
 _PACKAGED_PRESETS = Path(__file__).resolve().parent / "presets"
 PRESET_DIR = _PACKAGED_PRESETS if _PACKAGED_PRESETS.is_dir() else Path(__file__).resolve().parents[2] / "configs"
 
