@@ -1,14 +1,29 @@
-"""Ablation of the advanced recipe: the same run with one technique removed at a time."""
+"""Ablation: the same run with one technique removed at a time (augmentation, BN, dropout, schedule, ...)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from . import UserError
+from . import ConfigError, UserError
 from .io import atomic_write_json
 
-# variant -> (what is removed, overrides). TTA needs no retraining: the full run is re-evaluated without it.
+
+def _without_attention(cfg):
+    """Every attention option set to none and self-attention layers dropped, wherever the preset has them."""
+    from .config import from_dict
+
+    raw = cfg.to_dict()
+    model = raw["model"]
+    for spec in [model.get("defaults") or {}, *model.get("stages", [])]:
+        if "attention" in spec:
+            spec["attention"] = "none"
+    model["stages"] = [s for s in model.get("stages", []) if s.get("block") != "self_attention"]
+    return from_dict(raw)
+
+
+# variant -> (what is removed, overrides or a function of the config). TTA needs no retraining: the full run is
+# re-evaluated without it.
 VARIANTS = {
     "full": ("nothing", []),
     "no_augmentation": ("augmentation", ["data.augment.translate=0", "data.augment.flip=none", "data.augment.cutout=0"]),
@@ -16,13 +31,42 @@ VARIANTS = {
     "no_dropout": ("dropout", ["model.head.dropout=0.0"]),
     "no_schedule": ("lr schedule", ["schedule.name=constant", "schedule.warmup_epochs=0"]),
     "no_label_smoothing": ("label smoothing", ["optim.label_smoothing=0.0"]),
-    "no_muon": ("Muon (the Nesterov SGD + lookahead recipe instead)",
+    "no_muon": ("Muon (replaced by Nesterov SGD + lookahead)",
                 ["optim.name=sgd", "schedule.name=onecycle", "schedule.start_factor=0.2", "schedule.peak_at=0.23",
                  "train.lookahead_every=5"]),
     "no_lookahead": ("lookahead", ["train.lookahead_every=0"]),
-    "no_attention": ("attention", ["model.defaults.attention=none", "model.stages.2.attention=none"]),
+    "no_attention": ("attention", _without_attention),
     "no_tta": ("test-time augmentation", None),
 }
+
+
+def apply_variant(cfg, change):
+    """The config with one technique removed; `change` is a list of overrides or a function of the config."""
+    from .config import apply_overrides
+
+    return change(cfg) if callable(change) else apply_overrides(cfg, change)
+
+
+def uses(cfg, change) -> bool:
+    """Whether the config has the technique a variant removes, i.e. whether removing it changes the run.
+
+    Models are compared as built, since `model.defaults.bn=false` on a net without batch norm adds a key but
+    changes nothing. Running such a variant would retrain the full run under another name.
+    """
+    from .models import build_model
+
+    if change is None:  # no_tta
+        return cfg.eval.tta != "none"
+    if change is VARIANTS["no_muon"][1] and cfg.optim.name != "muon":
+        return False  # no_muon swaps the optimizer, which only makes sense when Muon is there to remove
+    try:
+        ablated = apply_variant(cfg, change)
+    except ConfigError:  # e.g. a stage index the preset does not have
+        return False
+    strip = lambda c: {k: v for k, v in c.to_dict().items() if k != "model"}  # noqa: E731
+    if strip(ablated) != strip(cfg):
+        return True
+    return repr(build_model(ablated.model)) != repr(build_model(cfg.model))
 
 
 def ablate(preset="advanced", overrides=(), epochs=None, only=None, out="runs/ablation", data=None, device=None) -> list[dict]:
@@ -35,6 +79,14 @@ def ablate(preset="advanced", overrides=(), epochs=None, only=None, out="runs/ab
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise UserError(f"unknown ablation variant '{unknown[0]}': choose from {', '.join(VARIANTS)}")
+    base = _config(preset, list(overrides), epochs, None, device)
+    skipped = [n for n in names if n != "full" and not uses(base, VARIANTS[n][1])]
+    for n in skipped:
+        print(f"skipping {n}: the run does not use {VARIANTS[n][0]}")
+    names = [n for n in names if n not in skipped]
+    if skipped and not [n for n in names if n != "full"]:
+        raise ConfigError(f"nothing to ablate: the run uses none of {', '.join(n[3:] for n in skipped)}; "
+                        "ablate the advanced preset or a config that uses them")
     if "no_tta" in names and "full" not in names:
         names = ["full", *names]
     results, full_dir = [], None
@@ -44,7 +96,7 @@ def ablate(preset="advanced", overrides=(), epochs=None, only=None, out="runs/ab
             res = evaluate_run(str(full_dir), data_path=data, tta="none", write=False, robustness_n=0, speed=False)
             results.append({"variant": name, "removed": removed, "test_acc": res["test_acc"], "run_dir": str(full_dir)})
             continue
-        cfg = _config(preset, [*overrides, *extra], epochs, None, device)
+        cfg = apply_variant(base, extra)
         cfg.name = f"{cfg.name}-{name}"
         run_dir, summary = train(cfg, out, data, default_callbacks(tensorboard=False, live=False))
         if summary is None:

@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="report")
     rep.add_argument("--data", metavar="PATH")
 
-    a = sub.add_parser("ablate", help="train the advanced preset with one technique removed at a time")
+    a = sub.add_parser("ablate", help="train a preset (default advanced) with one technique removed at a time")
     a.add_argument("preset", nargs="?", default="advanced")
     a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="applied to every variant, e.g. --set data.train_subset=10000 for a quick ablation")

@@ -260,7 +260,7 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
         ab_rows = [[a["variant"], a["removed"], f"{100 * a['test_acc']:.2f}%",
                     f"{100 * (a['test_acc'] - full):+.2f}" if full is not None else "-"] for a in ablation]
         sections.append(("Ablation", _html_table(ab_header, ab_rows), []))
-        md += ["## Ablation (advanced preset, one technique removed at a time)", "", _md_table(ab_header, ab_rows), ""]
+        md += ["## Ablation (one technique removed at a time)", "", _md_table(ab_header, ab_rows), ""]
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
