@@ -47,6 +47,19 @@ def test_predict_cli(trained, tmp_path, capsys):
     assert "Traceback" not in captured.err
 
 
+def test_predict_refuses_folders_truncated_files_bombs_and_bad_top(trained, tmp_path, capsys, monkeypatch):
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "a.jpg")
+    (tmp_path / "half.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:300])  # cut mid-stream
+    Image.new("RGB", (64, 64)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 px > 2x the limit: PIL's bomb error
+    assert main(["predict", str(trained), str(tmp_path / "half.jpg"), str(tmp_path / "bomb.png"), str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "half.jpg: not a readable image" in err and "bomb.png: not a readable image" in err
+    assert f"{tmp_path}: is a folder" in err and "Traceback" not in err
+    assert main(["predict", str(trained), str(tmp_path / "a.jpg"), "--top", "0"]) == 2
+    assert "--top must be at least 1" in capsys.readouterr().err
+
+
 def test_export_torchscript_matches(trained, tmp_path):
     dest, check = export(str(trained), "torchscript", str(tmp_path / "m.pt"))
     assert check["max_abs_diff"] < 1e-4

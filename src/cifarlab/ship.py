@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import UserError
+from . import ConfigError, UserError
 from .data import CLASSES, MEAN, STD
 
 
@@ -20,13 +20,15 @@ def load_image(path: Path) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder; give image files (e.g. {path}/*.jpg)")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
             im = im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=3.0)
             data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
         raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]})") from None
     return data.view(32, 32, 3).permute(2, 0, 1).contiguous()
 
@@ -49,6 +51,8 @@ def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu") ->
     from .checkpoint import model_from_checkpoint
     from .train import select_device
 
+    if top_k < 1:
+        raise ConfigError(f"--top must be at least 1, got {top_k}")
     model, cfg, _ = model_from_checkpoint(Path(run), select_device(device))
     net = Normalized(model).to(next(model.parameters()).device).eval()
     results, errors, good, tensors = [], [], [], []
