@@ -67,6 +67,21 @@ def test_export_torchscript_matches(trained, tmp_path):
     assert m(torch.rand(7, 3, 32, 32)).shape == (7, 10)  # dynamic batch
 
 
+def test_export_failures_keep_what_was_there(trained, tmp_path, capsys):
+    from cifarlab import UserError
+
+    dest = tmp_path / "m.pt"
+    dest.write_bytes(b"previous export")
+    with pytest.raises(UserError, match="so it was not written"):
+        export(str(trained), "torchscript", str(dest), atol=-1.0)  # no model can pass: the check fails
+    assert dest.read_bytes() == b"previous export"
+    # /proc takes no new files, even from root
+    assert main(["export", str(trained), "--out", "/proc/m.onnx", "--format", "torchscript"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write /proc/m.onnx") and "choose another --out" in err
+    assert "Traceback" not in err
+
+
 def test_export_onnx_matches(trained, tmp_path):
     pytest.importorskip("onnx", reason="onnx not installed (pip install onnx onnxruntime)")
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed")

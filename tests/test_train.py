@@ -115,6 +115,12 @@ def test_checkpoint_that_runs_code_is_refused(tmp_path):
     assert not Path("/tmp/cifarlab-ckpt-pwned").exists()
 
 
+def test_a_file_that_is_no_checkpoint(tmp_path):
+    (tmp_path / "config.yaml").write_text("model: {}\n")
+    with pytest.raises(checkpoint.CheckpointError, match="is not a checkpoint: give a run directory"):
+        checkpoint.load(tmp_path / "config.yaml")
+
+
 def test_truncated_checkpoint(tiny_cfg, tmp_path):
     run_dir, _ = train(tiny_cfg("baseline", "train.epochs=1"), tmp_path)
     raw = (run_dir / "last.pt").read_bytes()

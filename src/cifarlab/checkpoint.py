@@ -37,11 +37,17 @@ def load(path: Path, map_location="cpu") -> dict:
             raise CheckpointError(f"{path} has no best.pt or last.pt: is it a run directory?")
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic not in (b"PK", b"\x80\x02"):  # torch.save writes a zip; old torch a protocol-2 pickle
+        raise CheckpointError(f"{path} is not a checkpoint: give a run directory or its best.pt / last.pt")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"refusing to load {path}: it holds more than weights ({first[:200]})") from None
+        # torch's message is a paragraph; the line naming the refused global is the one that says why
+        lines = [ln for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        why = next((ln for ln in lines if "GLOBAL" in ln or "global" in ln), lines[0])
+        raise CheckpointError(f"refusing to load {path}: it holds more than weights ({why.strip()[:200]})") from None
     except Exception as e:  # truncated or not a checkpoint at all
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
