@@ -91,6 +91,7 @@ def test_ablate_compare_report_cli(tiny_data, tmp_path, capsys):
     (["ablate", "--only", "no_magic"], "unknown ablation variant 'no_magic'"),
     (["results", "/nonexistent.json"], "cannot read bench result"),
     (["export", "/nonexistent"], "no checkpoint at"),
+    (["compare", "/nonexistent", "--out", "/proc/report"], "cannot create the output folder /proc/report"),
     (["train", "--set", "data.augment.resize_from=40"], "must be 0 (off) or 8..32 px"),
     (["train", "--set", "data.augment.resize_from=24"], "needs 'data.augment.resize_until' > 0"),
 ])
@@ -98,6 +99,19 @@ def test_more_bad_inputs(args, msg, capsys):
     assert main(args) != 0
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
+
+
+def test_an_os_error_is_one_line(monkeypatch, capsys):
+    """A full disk mid-command reaches the user as one line naming the file, not a traceback."""
+    from cifarlab import cli
+
+    def full_disk(args):
+        raise OSError(28, "No space left on device", "/runs/x/evaluation.json")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", full_disk)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: /runs/x/evaluation.json: No space left on device; check the path, its permissions and the free space\n"
 
 
 def test_every_ablation_variant_is_a_valid_config():

@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a permission, a path that cannot exist: the machine's state, not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}; check the path, its permissions and the free space", file=sys.stderr)
+        return 1
 
 
 # -------------------------------------------------------------------------------------- commands
@@ -254,6 +258,16 @@ def cmd_results(args) -> int:
     return 0
 
 
+def _writable_dir(path: str) -> Path:
+    """Create the output folder up front, so a bad --out fails before minutes of evaluation, not after."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the output folder {out} ({e.strerror or e}): choose another --out") from None
+    return out
+
+
 def cmd_compare(args) -> int:
     from .report import compare
 
@@ -263,7 +277,7 @@ def cmd_compare(args) -> int:
             ablation = json.loads(Path(args.ablation).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise UserError(f"cannot read ablation results {args.ablation}: {e}") from None
-    html_path, md_path = compare([Path(r) for r in args.runs], Path(args.out), args.data, ablation=ablation)
+    html_path, md_path = compare([Path(r) for r in args.runs], _writable_dir(args.out), args.data, ablation=ablation)
     print(f"wrote {html_path} and {md_path}")
     return 0
 
@@ -277,7 +291,7 @@ def cmd_report(args) -> int:
 
     ablation_file = root / "ablation" / "ablation.json"
     ablation = json.loads(ablation_file.read_text()) if ablation_file.exists() else None
-    html_path, md_path = compare(runs, Path(args.out), args.data, ablation=ablation)
+    html_path, md_path = compare(runs, _writable_dir(args.out), args.data, ablation=ablation)
     print(f"wrote {html_path} and {md_path} ({len(runs)} runs)")
     return 0
 
