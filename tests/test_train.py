@@ -166,6 +166,16 @@ def test_cuda_precision_choice_without_a_gpu(monkeypatch):
     assert select_precision(cuda) is torch.float16  # older GPUs: fp16 autocast, with a GradScaler in Run
 
 
+def test_cuda_index_beyond_the_gpus_is_refused(monkeypatch):
+    from cifarlab.train import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert select_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(UserError, match="there are 2 GPUs: use cuda:0 .. cuda:1"):
+        select_device("cuda:2")
+
+
 def test_fp16_uses_grad_scaler_path(tiny_cfg, tmp_path):
     run = Run.create(tiny_cfg("baseline", "train.precision=fp32"), tmp_path)
     # the scaler code path runs on CPU too (GradScaler is a no-op there): exercise it with a real step

@@ -55,6 +55,9 @@ def select_device(name: str = "auto") -> torch.device:
         raise UserError(f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' asked for but no CUDA GPU is available: use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"device '{name}' asked for but there are {torch.cuda.device_count()} GPUs: use cuda:0 .. "
+                        f"cuda:{torch.cuda.device_count() - 1}")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError("device 'mps' asked for but MPS is not available: use --device cpu or auto")
     return dev
