@@ -104,3 +104,23 @@ def test_jpeg_matches_pillow(images):
         ref.append(torch.from_numpy(__import__("numpy").array(Image.open(buf))).permute(2, 0, 1))
     ref = torch.stack(ref).float()
     assert (ours - ref).abs().mean() < 1.5
+
+
+def test_attention_maps_of_cbam_and_self_attention():
+    from cifarlab.evaluate import attention_maps
+    from cifarlab.models import build_model
+    from cifarlab.models.blocks import CBAM, SelfAttentionBlock
+
+    torch.manual_seed(0)
+    model = build_model({"stages": [{"block": "conv", "channels": 8, "pool": "max"},
+                                    {"block": "residual", "channels": 8, "attention": "cbam"},
+                                    {"block": "self_attention", "channels": 8, "heads": 2}]})
+    for m in model.modules():  # the zero-initialized projection would make self-attention the identity
+        if isinstance(m, SelfAttentionBlock):
+            torch.nn.init.normal_(m.proj.weight)
+    maps = attention_maps(model, torch.randn(3, 3, 32, 32))
+    assert sorted(k.split(" ", 1)[1] for k in maps) == ["(CBAM spatial)", "(self-attention)"]
+    for v in maps.values():
+        assert v.shape == (3, 32, 32) and v.min() >= 0 and v.max() <= 1 and torch.isfinite(v).all()
+    assert not any(m.record for m in model.modules() if isinstance(m, (CBAM, SelfAttentionBlock)))
+    assert attention_maps(build_model({"stages": [{"block": "conv", "channels": 8}]}), torch.randn(1, 3, 32, 32)) == {}

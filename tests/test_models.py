@@ -34,6 +34,9 @@ def test_block_shapes_and_gradients(make, shape):
 def test_squeeze_excite_weights_in_unit_interval():
     se = SqueezeExcite(16)
     x = torch.randn(4, 16, 8, 8)
+    se(x)
+    assert se.last_weights is None  # nothing kept unless asked: training holds no extra tensors
+    se.record = True
     out = se(x)
     w = se.last_weights
     assert w.shape == (4, 16, 1, 1) and (w > 0).all() and (w < 1).all()
@@ -43,6 +46,7 @@ def test_squeeze_excite_weights_in_unit_interval():
 
 def test_cbam_maps_in_unit_interval():
     cbam = CBAM(16)
+    cbam.record = True
     x = torch.randn(4, 16, 8, 8)
     assert cbam(x).shape == x.shape
     assert cbam.last_spatial.shape == (4, 1, 8, 8) and cbam.last_channel.shape == (4, 16, 1, 1)

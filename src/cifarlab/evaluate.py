@@ -203,10 +203,14 @@ def attention_maps(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
     upsampled to the input: name -> (B, H, W) maps in [0, 1]. Empty for models without attention maps."""
     from .models.blocks import CBAM, SelfAttentionBlock
 
-    sa = [m for m in model.modules() if isinstance(m, SelfAttentionBlock)]
-    for m in sa:
+    recorders = [m for m in model.modules() if isinstance(m, (CBAM, SelfAttentionBlock))]
+    for m in recorders:
         m.record = True
-    _forward(model, x)
+    try:
+        _forward(model, x)
+    finally:
+        for m in recorders:
+            m.record = False
     maps = {}
     for name, m in model.named_modules():
         if isinstance(m, CBAM) and m.last_spatial is not None:
@@ -215,8 +219,6 @@ def attention_maps(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
             w = m.last_weights.float().mean((1, 2))  # attention received per key pixel, averaged over heads/queries
             side = int(round(w.shape[-1] ** 0.5))
             maps[f"{name} (self-attention)"] = w.view(-1, side, side)
-    for m in sa:
-        m.record = False
     out = {}
     for k, v in maps.items():
         v = F.interpolate(v[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]

@@ -78,16 +78,18 @@ class SqueezeExcite(nn.Module):
         hidden = max(4, c // reduction)
         self.fc1, self.fc2 = nn.Conv2d(c, hidden, 1), nn.Conv2d(hidden, c, 1)
         self.last_weights: torch.Tensor | None = None
+        self.record = False  # keep the gates of the last batch (for inspection; off in training and export)
 
     def forward(self, x):
         w = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
-        self.last_weights = w.detach()
+        if self.record:
+            self.last_weights = w.detach()
         return x * w
 
 
 @register(ATTENTION, "cbam")
 class CBAM(nn.Module):
-    """Channel then spatial attention (Woo et al. 2018). The spatial map is kept for visualization."""
+    """Channel then spatial attention (Woo et al. 2018). With `record` set, the maps are kept for visualization."""
 
     def __init__(self, c: int, reduction: int = 8, kernel: int = 7):
         super().__init__()
@@ -96,12 +98,14 @@ class CBAM(nn.Module):
         self.spatial = nn.Conv2d(2, 1, kernel, padding=kernel // 2)
         self.last_channel: torch.Tensor | None = None
         self.last_spatial: torch.Tensor | None = None
+        self.record = False
 
     def forward(self, x):
         ch = torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True)))
         x = x * ch
         sp = torch.sigmoid(self.spatial(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
-        self.last_channel, self.last_spatial = ch.detach(), sp.detach()
+        if self.record:
+            self.last_channel, self.last_spatial = ch.detach(), sp.detach()
         return x * sp
 
 
