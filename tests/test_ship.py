@@ -67,6 +67,13 @@ def test_export_torchscript_matches(trained, tmp_path):
     assert m(torch.rand(7, 3, 32, 32)).shape == (7, 10)  # dynamic batch
 
 
+def test_export_torch_export_program_matches(trained, tmp_path):
+    dest, check = export(str(trained), "export", str(tmp_path / "m.pt2"))
+    assert check["runtime"] == "torch.export" and check["max_abs_diff"] < 1e-4
+    program = torch.export.load(str(dest)).module()
+    assert program(torch.rand(9, 3, 32, 32)).shape == (9, 10)  # dynamic batch
+
+
 def test_export_failures_keep_what_was_there(trained, tmp_path, capsys):
     from cifarlab import UserError
 

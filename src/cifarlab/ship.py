@@ -82,13 +82,13 @@ def export(run: str, fmt: str, out: str | None = None, atol: float = 1e-4) -> tu
     from .checkpoint import model_from_checkpoint
     from .io import atomic_write_bytes
 
-    if fmt not in ("onnx", "torchscript"):
-        raise UserError(f"unknown export format '{fmt}': choose onnx or torchscript")
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format '{fmt}': choose {', '.join(FORMATS)}")
     model, cfg, ckpt = model_from_checkpoint(Path(run), "cpu")
     net = Normalized(model.float()).eval()
     run_path = Path(run)
     default_dir = run_path if run_path.is_dir() else run_path.parent
-    dest = Path(out) if out else default_dir / f"model.{'onnx' if fmt == 'onnx' else 'pt'}"
+    dest = Path(out) if out else default_dir / f"model{FORMATS[fmt][0]}"
     example = torch.rand(2, 3, 32, 32)
     check_x = torch.rand(5, 3, 32, 32)  # a different batch size: the exported batch axis must be dynamic
     with torch.no_grad():
@@ -97,7 +97,7 @@ def export(run: str, fmt: str, out: str | None = None, atol: float = 1e-4) -> tu
     # about that, which is expected here: the exported model takes 32x32 images.
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        data = _torchscript_bytes(net, example) if fmt == "torchscript" else _onnx_bytes(net, example)
+        data = FORMATS[fmt][1](net, example)
     check = _check_export(data, fmt, check_x, want)
     if check.get("max_abs_diff") is not None and check["max_abs_diff"] > atol:
         raise UserError(f"exported model differs from PyTorch by {check['max_abs_diff']:.2e} (> {atol}), "
@@ -127,12 +127,29 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor) -> bytes:
         return tmp_file.read_bytes()
 
 
+def _exported_bytes(net: nn.Module, example: torch.Tensor) -> bytes:
+    """torch.export's ExportedProgram (.pt2): the successor of TorchScript, loadable by torch.export.load and
+    AOTInductor. The batch axis is symbolic."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    program = torch.export.export(net, (example,), dynamic_shapes=({0: batch},))
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    return buf.getvalue()
+
+
+# format -> (file suffix, writer)
+FORMATS = {"onnx": (".onnx", _onnx_bytes), "torchscript": (".pt", _torchscript_bytes), "export": (".pt2", _exported_bytes)}
+
+
 def _check_export(data: bytes, fmt: str, x: torch.Tensor, want: torch.Tensor) -> dict:
     """Run the exported bytes on `x` with the format's own runtime and compare with PyTorch's `want`."""
-    if fmt == "torchscript":
+    if fmt in ("torchscript", "export"):
         with torch.no_grad():
-            got = torch.jit.load(io.BytesIO(data))(x)
-        return {"runtime": "torch.jit", "max_abs_diff": float((got - want).abs().max())}
+            if fmt == "torchscript":
+                got, runtime = torch.jit.load(io.BytesIO(data))(x), "torch.jit"
+            else:
+                got, runtime = torch.export.load(io.BytesIO(data)).module()(x), "torch.export"
+        return {"runtime": runtime, "max_abs_diff": float((got - want).abs().max())}
     try:
         import onnxruntime as ort
     except ImportError:
