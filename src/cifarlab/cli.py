@@ -80,11 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--device", default="cpu")
 
-    ex = sub.add_parser("export", help="export the best checkpoint to ONNX or TorchScript, checked against PyTorch")
+    ex = sub.add_parser("export", help="export the best checkpoint (ONNX, torch.export or TorchScript), checked against PyTorch")
     ex.add_argument("run")
     ex.add_argument("--format", choices=["onnx", "torchscript", "export"], default="onnx",
                     help="onnx (.onnx), torchscript (.pt) or export (torch.export program, .pt2)")
-    ex.add_argument("--out", help="output file (default: RUN/model.onnx or RUN/model.pt)")
+    ex.add_argument("--out", help="output file (default: RUN/model.onnx, .pt2 or .pt)")
 
     bd = sub.add_parser("board", help="start TensorBoard on 127.0.0.1 for a folder of runs")
     bd.add_argument("runs_dir", nargs="?", default="runs")
