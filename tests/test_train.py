@@ -45,6 +45,17 @@ def test_run_directory_contents(tiny_cfg, tmp_path):
     assert s["wall_time_s"] >= s["train_time_s"] > 0
 
 
+def test_training_without_a_validation_split(tiny_cfg, tmp_path):
+    run_dir, s = train(tiny_cfg("baseline", "data.val_size=0", "train.epochs=3"), tmp_path)
+    m = _metrics(run_dir)
+    assert all(r["val_acc"] is None for r in m) and s["n_val"] == 0 and s["n_train"] == 500
+    # best.pt is then the last epoch's weights, and the summary says so.
+    assert s["best_val_acc"] is None and s["best_epoch"] == 3
+    assert s["time_to_val_acc"] == {"90": None, "93": None, "94": None}
+    best, last = checkpoint.load(run_dir / "best.pt"), checkpoint.load(run_dir / "last.pt")
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+
+
 SMALL_ADVANCED = ("data.batch_size=100", "model.stages.1.channels=64", "model.stages.2.channels=64")
 
 

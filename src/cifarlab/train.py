@@ -389,6 +389,15 @@ class Run:
         self._emit("on_epoch_end", record=rec)
 
     # ---------------------------------------------------------------------------------- the end
+    def _best_epoch(self) -> int | None:
+        """The epoch best.pt holds: the first with the top validation accuracy, or the last without a split."""
+        hist = self.state.history
+        if not hist:
+            return None
+        if self.val_loader is None:
+            return hist[-1]["epoch"]
+        return max(hist, key=lambda r: r["val_acc"])["epoch"]
+
     def finish(self) -> dict:
         """Evaluate the best checkpoint (by validation accuracy) on the test set; write summary.json."""
         if self.dist is not None:
@@ -407,7 +416,7 @@ class Run:
             "preset": self.cfg.name,
             "test_acc": test_acc, "test_loss": test_loss, "tta": tta,
             "best_val_acc": s.best_val_acc if s.best_val_acc >= 0 else None,
-            "best_epoch": max(hist, key=lambda r: r["val_acc"] or -1)["epoch"] if hist else None,
+            "best_epoch": self._best_epoch(),
             "epochs": s.epoch, "epochs_trained": round(s.step / self.steps_per_epoch, 2), "steps": s.step,
             "wall_time_s": round(s.wall_time, 2), "train_time_s": round(s.train_time, 2),
             "test_eval_time_s": round(time.time() - t, 2),
