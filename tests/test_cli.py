@@ -27,6 +27,22 @@ def test_train_evaluate_end_to_end(tiny_data, tmp_path, capsys):
     assert abs(res["test_acc"] - summary["test_acc"]) < 1e-6  # same checkpoint, same number
 
 
+def test_resume_finished_run_then_extend(tiny_data, tmp_path, capsys):
+    base = ["--data", str(tiny_data), "--plain"]
+    assert main(["train", "baseline", "--out", str(tmp_path), *base, *SETS, "--epochs", "1.5"]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    assert "epoch   2/2" in capsys.readouterr().out  # 1.5 epochs: a full one, then a half
+    summary = (run_dir / "summary.json").read_bytes()
+    assert main(["train", "--resume", str(run_dir), *base]) == 0  # finished: nothing to do, nothing rewritten
+    assert "already trained 1.56 epochs" in capsys.readouterr().out  # 14 steps of 9 per epoch
+    assert (run_dir / "summary.json").read_bytes() == summary
+    assert main(["train", "--resume", str(run_dir), *base, "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch   3/4" in out and "epoch   4/4" in out and "5/" not in out
+    assert [r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())] == [9, 14, 23, 27]
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 27
+
+
 def test_presets_and_info(capsys, tiny_data):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out

@@ -155,6 +155,11 @@ def cmd_train(args) -> int:
         try:
             run = Run.resume(Path(args.resume), args.data, cbs if dist is None or dist.rank == 0 else [],
                              epochs=args.epochs, dist=dist)
+            if run.done and (run.dir / "summary.json").exists():
+                # re-evaluating would only rewrite summary.json with a longer wall time
+                print(f"{run.dir} has already trained {run.state.step / run.steps_per_epoch:.3g} epochs (see its summary.json); "
+                      "pass --epochs with a larger number to train it further")
+                return 0
             run.fit()
             if run.stop_requested:
                 return 130
@@ -237,7 +242,14 @@ def cmd_info(args) -> int:
         where = f"not found ({e}); `cifarlab train` downloads it to the cache"
     print(f"data:      {where}")
     print(f"device:    {device_description(dev)}")
-    print(f"precision: {dtype_name(select_precision(dev))} (autocast)")
+    dtype = select_precision(dev)
+    if dtype is not None:
+        why = f"{dtype_name(dtype)} autocast"
+    elif dev.type == "cpu":
+        why = "fp32: this CPU has no native bf16, and emulated bf16 is far slower"
+    else:
+        why = "fp32"
+    print(f"precision: {why}")
     print(f"torch:     {torch.__version__}")
     return 0
 

@@ -49,7 +49,7 @@ class TerminalView:
         from .train import dtype_name
 
         c = run.cfg
-        self.total_epochs = -(-run.total_steps // run.steps_per_epoch)
+        self.total_epochs = run.planned_epochs
         self.console.print(f"[bold]cifarlab[/] {c.name}: {run.n_params / 1e6:.2f}M params, "
                            f"{run.flops / 1e6:.0f} MFLOPs/img, {run.n_train} train images, "
                            f"{run.steps_per_epoch} steps/epoch x {c.train.epochs:g} epochs, "

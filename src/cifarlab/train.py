@@ -237,12 +237,25 @@ class Run:
         self.flops = count_flops(model)
 
     # ---------------------------------------------------------------------------------- the loop
+    @property
+    def done(self) -> bool:
+        return self.state.step >= self.total_steps
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epoch records the run will have when it ends; a resumed run may have ended one on a partial epoch."""
+        s, spe = self.state, self.steps_per_epoch
+        left = self.total_steps - s.step
+        if left <= 0:
+            return s.epoch
+        return s.epoch + 1 + -(-max(0, left - (spe - s.step_in_epoch)) // spe)
+
     def fit(self) -> None:
         self._install_signal_handlers()
         self._emit("on_train_start")
         s = self.state
         try:
-            while s.step < self.total_steps:
+            while not self.done:
                 self._train_epoch()
                 if self.stop_requested:
                     return
