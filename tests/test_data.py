@@ -259,6 +259,32 @@ def test_download_checksum_mismatch_leaves_nothing(tiny_data, http_server, tmp_p
     assert list(cache.iterdir()) == []
 
 
+def test_download_cut_short_leaves_nothing(tiny_data, tmp_path):
+    blob = _archive_bytes(tiny_data)
+
+    class HalfThenHangUp(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(blob)))
+            self.end_headers()
+            self.wfile.write(blob[: len(blob) // 2])
+            self.close_connection = True
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HalfThenHangUp)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    cache = tmp_path / "cache"
+    try:
+        with pytest.raises(DataError, match="cut short.*nothing was kept"):
+            data.download_and_extract(cache, url=f"http://127.0.0.1:{srv.server_address[1]}/c.tar.gz",
+                                      md5=hashlib.md5(blob).hexdigest(), quiet=True)
+    finally:
+        srv.shutdown()
+    assert list(cache.iterdir()) == []
+
+
 def test_download_offline(tmp_path):
     with pytest.raises(DataError, match="offline.*--data"):
         data.download_and_extract(tmp_path, url="http://127.0.0.1:9/none.tar.gz", quiet=True)

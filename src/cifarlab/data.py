@@ -8,6 +8,7 @@ and `Loader` serves normalized (optionally augmented) batches on the model's dev
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import pickle
@@ -113,14 +114,26 @@ def _download(url: str, dest: Path, quiet: bool) -> None:
         raise DataError(f"cannot download CIFAR-10 from {url} ({getattr(e, 'reason', e)}); offline? "
                         "pass --data PATH or set CIFAR10_DIR to an existing cifar-10-batches-py folder") from None
     total = int(resp.headers.get("Content-Length") or 0) or None
+    got = 0
     with resp, open(dest, "wb") as f, Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         disable=quiet or not sys.stderr.isatty(),
     ) as bar:
         task = bar.add_task("downloading CIFAR-10", total=total)
-        while chunk := resp.read(1 << 20):
-            f.write(chunk)
-            bar.advance(task, len(chunk))
+        try:
+            while chunk := resp.read(1 << 20):
+                f.write(chunk)
+                got += len(chunk)
+                bar.advance(task, len(chunk))
+        except (http.client.HTTPException, ConnectionError, TimeoutError) as e:
+            raise _cut_short(url, f"{got} bytes, then {type(e).__name__}") from None
+    if total is not None and got != total:
+        raise _cut_short(url, f"{got} of {total} bytes")
+
+
+def _cut_short(url: str, what: str) -> DataError:
+    return DataError(f"download of {url} was cut short ({what}); nothing was kept: try again, "
+                     "or pass --data PATH to an existing copy")
 
 
 def _md5(path: Path) -> str:
