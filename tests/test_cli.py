@@ -38,7 +38,7 @@ def test_resume_finished_run_then_extend(tiny_data, tmp_path, capsys):
     assert (run_dir / "summary.json").read_bytes() == summary
     assert main(["train", "--resume", str(run_dir), *base, "--epochs", "3"]) == 0
     out = capsys.readouterr().out
-    assert "epoch   3/4" in out and "epoch   4/4" in out and "5/" not in out
+    assert "epoch   3/4" in out and "epoch   4/4" in out and "epoch   5/" not in out
     assert [r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())] == [9, 14, 23, 27]
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 27
 
@@ -61,6 +61,9 @@ def test_presets_and_info(capsys, tiny_data):
     (["train", "baseline", "--set", "model.stages.9.channels=3"], 2, "not an index"),
     (["train", "baseline", "--epochs", "0"], 2, "must be > 0"),
     (["train", "baseline", "--data", "/nonexistent"], 1, "no CIFAR-10 at /nonexistent"),
+    # the network is checked before any data is looked for (or downloaded)
+    (["train", "baseline", "--set", "model.stages.0.kernel=abc", "--data", "/nonexistent"], 2,
+     "bad value for 'model.stages.0.kernel': 'abc'; must be a positive integer"),
     (["train", "--resume", "/nonexistent"], 1, "cannot resume"),
     (["evaluate", "/nonexistent.pt"], 1, "no checkpoint at"),
     (["train", "baseline", "--device", "cuda"], 1, "no CUDA GPU"),

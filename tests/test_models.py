@@ -110,6 +110,17 @@ def test_builder_from_plain_dict():
     ({"stages": []}, "non-empty list"),
     ({"stem": {"type": "x"}, "stages": [{}]}, "unknown model.stem.type"),
     ({"stages": [{"block": "conv"}], "head": {"pool": "median"}}, "head.pool"),
+    ({"stages": [{"block": "conv", "kernel": "abc"}]}, r"'model.stages.0.kernel': 'abc'; must be a positive integer"),
+    ({"stages": [{"block": "conv", "dropout": 1.5}]}, r"'model.stages.0.dropout': 1.5; must be a number in \[0, 1\)"),
+    ({"stages": [{"block": "conv", "bn": 5}]}, "'model.stages.0.bn': 5; must be true, false or a mapping"),
+    ({"stages": [{"block": "conv", "bn": {"momentum": 2}}]}, "'model.stages.0.bn'.*momentum \\(0-1\\)"),
+    ({"stages": [{"block": "conv"}], "head": {"bias": "maybe"}}, "'model.head.bias': 'maybe'; must be true or false"),
+    ({"stem": {"type": "conv", "channels": 0}, "stages": [{}]}, "'model.stem.channels': 0"),
+    ({"stages": [{"block": "conv", "channels": 8}, {"block": "self_attention", "heads": 3}]},
+     "model.stages.1.*do not split into 3 heads"),
+    ({"stages": [{"block": "conv", "channels": 8, "depth": 6, "pool": "max"},
+                 {"block": "conv", "pool": "max"}] + [{"block": "conv", "pool": "max"}] * 5},
+     "model.stages.5: the feature map is already 1x1"),
 ])
 def test_builder_errors(spec, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -218,6 +218,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"bad value for 'data.val_size': {cfg.data.val_size}; must leave training images")
     if not isinstance(cfg.model, dict) or not cfg.model.get("stages"):
         raise ConfigError("the config has no model: give 'model.stages' (see configs/baseline.yaml)")
+    from .models import build_model
+
+    build_model(cfg.model)  # a bad network is reported now, before data is loaded (or downloaded)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

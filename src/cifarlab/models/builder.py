@@ -83,6 +83,7 @@ class WhiteningStem(nn.Module):
 def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
     """Returns (module, out_channels, pixels lost at the border)."""
     _check_keys(spec, STEM_KEYS, "model.stem")
+    _check_values(spec, "model.stem")
     kind = spec.get("type", "conv")
     if kind == "none":
         return nn.Identity(), 3, 0
@@ -124,16 +125,67 @@ def build_model(spec: dict, num_classes: int = 10) -> Net:
         cls = BLOCKS[kind]
         valid = set(inspect.signature(cls.__init__).parameters) - {"self", "cin", "cout", "pool", "resolution"}
         _check_keys(stage, valid | {"block", "channels", "depth", "pool"}, where, defaults)
+        _check_values(stage, where)
         for j in range(depth):
             p = pool if j == 0 else None
-            layers.append(cls(c, cout, pool=p, resolution=resolution, **stage))
+            if p not in (None, "none", False) and resolution < 2:
+                raise ConfigError(f"{where}: the feature map is already {resolution}x{resolution}, too small to pool "
+                                  "again: remove a stage or its pool")
+            layers.append(_built(where, cls, c, cout, pool=p, resolution=resolution, **stage))
             c = cout
             if p not in (None, "none", False):
                 resolution //= 2
     head_spec = spec.get("head", {}) or {}
     _check_keys(head_spec, HEAD_KEYS, "model.head")
-    head = Head(c, num_classes, **head_spec)
+    _check_values(head_spec, "model.head")
+    head = _built("model.head", Head, c, num_classes, **head_spec)
     return Net(stem, nn.Sequential(*layers), head, spec)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# option -> (test, what a good value is); shared by stem, blocks and head
+VALUE_CHECKS = {
+    "channels": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "kernel": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "heads": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "bias": (lambda v: isinstance(v, bool), "true or false"),
+    "identity_init": (lambda v: isinstance(v, bool), "true or false"),
+    "bn": (lambda v: isinstance(v, bool) or _good_bn(v),
+           "true, false or a mapping of momentum (0-1), eps (> 0), freeze_scale (true/false)"),
+}
+
+
+def _good_bn(v) -> bool:
+    return (isinstance(v, dict) and set(v) <= {"momentum", "eps", "freeze_scale"}
+            and (_is_number(v.get("momentum", 0.1)) and 0 <= v.get("momentum", 0.1) <= 1)
+            and (_is_number(v.get("eps", 1e-5)) and v.get("eps", 1e-5) > 0)
+            and isinstance(v.get("freeze_scale", False), bool))
+
+
+def _check_values(d: dict, where: str) -> None:
+    """Types and ranges of options, so a typo in a config is a one-line error rather than a torch traceback."""
+    for key, value in d.items():
+        if key in VALUE_CHECKS and not VALUE_CHECKS[key][0](value):
+            raise ConfigError(f"bad value for '{where}.{key}': {value!r}; must be {VALUE_CHECKS[key][1]}")
+
+
+def _built(where: str, cls, *args, **kwargs) -> nn.Module:
+    """Construct a layer; whatever torch rejects in it is reported against the config entry that asked for it."""
+    try:
+        return cls(*args, **kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        raise ConfigError(f"{where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 def _check_keys(d: dict, valid: set, where: str, defaults: dict | None = None) -> None:
