@@ -157,8 +157,9 @@ def cmd_train(args) -> int:
                              epochs=args.epochs, dist=dist)
             if run.done and (run.dir / "summary.json").exists():
                 # re-evaluating would only rewrite summary.json with a longer wall time
-                print(f"{run.dir} has already trained {run.state.step / run.steps_per_epoch:.3g} epochs (see its summary.json); "
-                      "pass --epochs with a larger number to train it further")
+                if dist is None or dist.rank == 0:
+                    print(f"{run.dir} has already trained {run.state.step / run.steps_per_epoch:.3g} epochs "
+                          "(see its summary.json); pass --epochs with a larger number to train it further")
                 return 0
             run.fit()
             if run.stop_requested:
