@@ -164,11 +164,16 @@ VALUE_CHECKS = {
 }
 
 
+# BatchNorm option -> test of a value given for it (absent options take BatchNorm's own defaults)
+BN_CHECKS = {
+    "momentum": lambda m: _is_number(m) and 0 <= m <= 1,
+    "eps": lambda e: _is_number(e) and e > 0,
+    "freeze_scale": lambda f: isinstance(f, bool),
+}
+
+
 def _good_bn(v) -> bool:
-    return (isinstance(v, dict) and set(v) <= {"momentum", "eps", "freeze_scale"}
-            and (_is_number(v.get("momentum", 0.1)) and 0 <= v.get("momentum", 0.1) <= 1)
-            and (_is_number(v.get("eps", 1e-5)) and v.get("eps", 1e-5) > 0)
-            and isinstance(v.get("freeze_scale", False), bool))
+    return isinstance(v, dict) and all(k in BN_CHECKS and BN_CHECKS[k](x) for k, x in v.items())
 
 
 def _check_values(d: dict, where: str) -> None:
