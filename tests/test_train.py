@@ -11,6 +11,9 @@ from cifarlab.config import ScheduleConfig
 from cifarlab.live import CurvesPlot
 
 
+SMALL_ADVANCED = ("data.batch_size=100", "model.stages.1.channels=64", "model.stages.2.channels=64")
+
+
 def _metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -27,6 +30,40 @@ def test_one_step_lowers_loss(tiny_cfg, tmp_path):
     with torch.no_grad():
         after = F.cross_entropy(run.model(x), y).item()
     assert after < before
+
+
+def test_micro_batches_accumulate_the_whole_batch_gradient(tiny_cfg, tmp_path):
+    """Without BN a batch split into micro-batches takes the same optimizer step as the whole batch."""
+    runs = [Run.create(tiny_cfg("intermediate", "train.precision=fp32", *extra), tmp_path / str(i))
+            for i, extra in enumerate([[], ["train.micro_batch=16"]])]
+    assert runs[0].micro_batch == 0 and runs[1].micro_batch == 16
+    x, y = next(runs[0].train_loader.epoch(0))  # 50 images: micro-batches of 16, 16, 16, 2
+    out = [run._step(x, y) for run in runs]
+    assert torch.allclose(out[0][0], out[1][0], atol=1e-6) and out[0][1] == out[1][1]
+    for p, q in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
+
+
+def test_micro_batches_keep_the_bn_statistics_horizon(tiny_cfg, tmp_path):
+    import torch.nn as nn
+
+    run = Run.create(tiny_cfg("advanced", "data.batch_size=100", "train.micro_batch=25", *SMALL_ADVANCED[1:]),
+                     tmp_path)
+    bns = [m for m in run.model.modules() if isinstance(m, nn.BatchNorm2d)]
+    # 4 updates of momentum m per batch leave (1 - m)^4 of the old statistics: the preset's 0.6 per batch
+    assert bns and all(math.isclose((1 - m.momentum) ** 4, 0.6) for m in bns)
+    with pytest.raises(UserError, match="train.micro_batch"):
+        tiny_cfg("advanced", "train.micro_batch=-1")
+
+
+@pytest.mark.parametrize("precision,expected", [("fp32", 128), ("bf16", 0)])
+def test_micro_batch_auto_only_for_fp32_on_cpu(tiny_cfg, tmp_path, precision, expected):
+    cfg = tiny_cfg("advanced", "data.batch_size=300", f"train.precision={precision}", *SMALL_ADVANCED[1:])
+    run = Run.create(cfg, tmp_path)
+    assert run.micro_batch == expected
+    x, y = next(run.train_loader.epoch(0))
+    loss, correct = run._step(x, y)
+    assert math.isfinite(loss.item()) and 0 <= correct <= len(y)
 
 
 def test_run_directory_contents(tiny_cfg, tmp_path):
@@ -56,7 +93,7 @@ def test_training_without_a_validation_split(tiny_cfg, tmp_path):
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
 
 
-SMALL_ADVANCED = ("data.batch_size=100", "model.stages.1.channels=64", "model.stages.2.channels=64")
+
 
 
 def test_same_seed_same_metrics(tiny_cfg, tmp_path):

@@ -78,6 +78,11 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 where the hardware has it natively) | bf16 | fp16 | fp32
     channels_last: bool = True
     compile: bool = False  # torch.compile the model (pays a one-off compile time)
+    # Images per forward/backward pass: a batch's gradients accumulate over its micro-batches, then one
+    # optimizer step. BatchNorm normalizes each micro-batch ("ghost" BN). 0 = auto: 128 when training in fp32
+    # on a CPU, where small passes keep activations in cache (advanced preset: ~30% faster on a 2-core AVX2
+    # CPU), else the whole batch. Set it to data.batch_size to always take the whole batch.
+    micro_batch: int = 0
     whiten_bias_epochs: float = 0.0  # train the whitening stem's bias only this long (0 = always)
     ema: float = 0.0  # keep an exponential moving average of weights with this decay (0 = off)
     lookahead_every: int = 0  # every k steps pull the weights to a slow average whose decay grows to 0.95^5 (0 = off)
@@ -198,7 +203,8 @@ def validate(cfg: Config) -> None:
         if not flat[key] > 0:
             raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be > 0")
     non_negative = ["data.val_size", "data.train_subset", "data.augment.translate", "data.augment.cutout",
-                    "optim.weight_decay", "optim.label_smoothing", "optim.grad_clip", "schedule.warmup_epochs"]
+                    "optim.weight_decay", "optim.label_smoothing", "optim.grad_clip", "schedule.warmup_epochs",
+                    "train.micro_batch"]
     for key in non_negative:
         if flat[key] < 0:
             raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be >= 0")

@@ -52,7 +52,8 @@ class TerminalView:
         self.total_epochs = run.planned_epochs
         self.console.print(f"[bold]cifarlab[/] {c.name}: {run.n_params / 1e6:.2f}M params, "
                            f"{run.flops / 1e6:.0f} MFLOPs/img, {run.n_train} train images, "
-                           f"{run.steps_per_epoch} steps/epoch x {c.train.epochs:g} epochs, "
+                           f"{run.steps_per_epoch} steps/epoch x {c.train.epochs:g} epochs"
+                           f"{f' (batches in passes of {run.micro_batch})' if run.micro_batch else ''}, "
                            f"device {run.device.type} {dtype_name(run.dtype)}, "
                            f"run dir {run.dir}", highlight=False, soft_wrap=True)
         if not self.live_mode:
