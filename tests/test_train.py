@@ -93,9 +93,6 @@ def test_training_without_a_validation_split(tiny_cfg, tmp_path):
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
 
 
-
-
-
 def test_same_seed_same_metrics(tiny_cfg, tmp_path):
     cfg = tiny_cfg("advanced", "train.epochs=1", *SMALL_ADVANCED)
     _, a = train(cfg, tmp_path / "a")

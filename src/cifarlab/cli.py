@@ -234,7 +234,7 @@ def cmd_info(args) -> int:
     import torch
 
     from .data import locate
-    from .train import CPU_FP32_MICRO_BATCH, device_description, dtype_name, select_device, select_precision
+    from .train import auto_micro_batch, device_description, dtype_name, select_device, select_precision
 
     dev = select_device(args.device or "auto")
     try:
@@ -251,8 +251,9 @@ def cmd_info(args) -> int:
     else:
         why = "fp32"
     print(f"precision: {why}")
-    if dev.type == "cpu" and dtype is None:
-        print(f"passes:    batches over {CPU_FP32_MICRO_BATCH} images train in micro-batches of {CPU_FP32_MICRO_BATCH} "
+    mb = auto_micro_batch(dev, dtype)
+    if mb:
+        print(f"passes:    batches over {mb} images train in micro-batches of {mb} "
               "(fp32 on a CPU: activations stay in cache); train.micro_batch changes it")
     print(f"torch:     {torch.__version__}")
     return 0

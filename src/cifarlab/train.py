@@ -48,6 +48,12 @@ class TrainingError(UserError):
 CPU_FP32_MICRO_BATCH = 128
 
 
+def auto_micro_batch(device: torch.device, dtype) -> int | None:
+    """Images per pass that train.micro_batch=0 picks, or None for the whole batch: micro-batches were measured
+    faster only where the CPU computes in fp32; elsewhere they are unmeasured (bf16 CPUs) or slower (GPUs)."""
+    return CPU_FP32_MICRO_BATCH if device.type == "cpu" and dtype is None else None
+
+
 # ------------------------------------------------------------------------------------------- hardware
 def select_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -223,8 +229,8 @@ class Run:
     def _make_model(self) -> None:
         model = build_model(self.cfg.model, num_classes=len(self.classes))
         batch, mb = self.cfg.data.batch_size, self.cfg.train.micro_batch
-        if mb == 0:  # measured faster only where the CPU computes in fp32; elsewhere unmeasured or slower
-            mb = CPU_FP32_MICRO_BATCH if self.device.type == "cpu" and self.dtype is None else batch
+        if mb == 0:
+            mb = auto_micro_batch(self.device, self.dtype) or batch
         self.micro_batch = mb if mb < batch else 0  # 0: one pass over the whole batch
         if self.micro_batch:
             # BN's running statistics now update once per micro-batch: keep their horizon the same in images
