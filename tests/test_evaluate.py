@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from cifarlab import corruptions
-from cifarlab.evaluate import (calibration, confusion_matrix, fit_temperature, mcnemar, per_class_accuracy,
+from cifarlab.evaluate import (calibration, confusion_matrix, fit_temperature, infer, mcnemar, per_class_accuracy,
                                precision_recall_f1, temperature_scaling, tta_views, wilson_interval)
 
 
@@ -20,6 +20,27 @@ def test_confusion_precision_recall_f1_by_hand():
     assert m["f1"] == pytest.approx([1.0, 2 / 3, 2 / 3])
     logits = torch.nn.functional.one_hot(pred, 3).float()
     assert per_class_accuracy(logits, y, 3) == pytest.approx([1.0, 1.0, 0.5])
+
+
+def test_inference_in_passes_matches_one_pass():
+    """On an fp32 CPU, infer splits a batch into passes of 128 (faster); the logits must not change."""
+    from cifarlab.config import load_preset
+    from cifarlab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(load_preset("advanced").model).eval()
+    for m in model.modules():  # non-trivial running statistics, so eval-mode BN is not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(300, 3, 32, 32)  # passes of 128, 128 and 44
+    with torch.no_grad():
+        whole = model(x)
+    sizes = []
+    hook = model.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    assert torch.allclose(infer(model, x), whole, atol=1e-4, rtol=1e-4)
+    hook.remove()
+    assert sizes == [128, 128, 44]
+    assert infer(model, x[:0]).shape == (0, 10)
 
 
 def test_ece_by_hand():

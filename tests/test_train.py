@@ -6,7 +6,8 @@ import torch
 
 from cifarlab import UserError, checkpoint
 from cifarlab.config import apply_overrides
-from cifarlab.train import Run, TrainingError, lr_factor, select_precision, train
+from cifarlab.hardware import select_precision
+from cifarlab.train import Run, TrainingError, lr_factor, train
 from cifarlab.config import ScheduleConfig
 from cifarlab.live import CurvesPlot
 
@@ -212,7 +213,7 @@ def test_cuda_precision_choice_without_a_gpu(monkeypatch):
 
 
 def test_cuda_index_beyond_the_gpus_is_refused(monkeypatch):
-    from cifarlab.train import select_device
+    from cifarlab.hardware import select_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

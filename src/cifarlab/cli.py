@@ -234,7 +234,7 @@ def cmd_info(args) -> int:
     import torch
 
     from .data import locate
-    from .train import auto_micro_batch, device_description, dtype_name, select_device, select_precision
+    from .hardware import auto_micro_batch, device_description, dtype_name, select_device, select_precision
 
     dev = select_device(args.device or "auto")
     try:

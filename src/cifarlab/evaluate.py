@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import reflect_index
+from .hardware import auto_micro_batch
 
 
 def _translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -34,16 +35,13 @@ def tta_views(x: torch.Tensor, tta: str) -> list[tuple[float, torch.Tensor]]:
 @torch.no_grad()
 def predict_logits(model, loader, dtype=None, tta: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (float32, on CPU) and labels for every batch of `loader`; TTA averages log-probabilities."""
-    model.eval()
-    device_type = loader.device.type
     outs, labels = [], []
     for x, y in loader:
-        with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            views = tta_views(x, tta)
-            if len(views) == 1:
-                out = model(x).float()
-            else:
-                out = sum(w * F.log_softmax(model(v).float(), -1) for w, v in views)
+        views = tta_views(x, tta)
+        if len(views) == 1:
+            out = infer(model, x, dtype)
+        else:
+            out = sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in views)
         outs.append(out.cpu()), labels.append(y.cpu())
     return torch.cat(outs), torch.cat(labels)
 
@@ -160,7 +158,7 @@ def robustness(model, x: torch.Tensor, y: torch.Tensor, normalize, dtype=None, b
             correct = 0
             for i in range(0, len(x), batch_size):
                 xb = normalize(corrupt(x[i:i + batch_size], name, sev))
-                correct += int((_forward(model, xb, dtype).argmax(-1).cpu() == y[i:i + batch_size].cpu()).sum())
+                correct += int((infer(model, xb, dtype).argmax(-1).cpu() == y[i:i + batch_size].cpu()).sum())
             accs.append(correct / len(x))
         out[name] = accs
     mean = sum(sum(v) for v in out.values()) / (len(out) * len(SEVERITIES))
@@ -168,10 +166,12 @@ def robustness(model, x: torch.Tensor, y: torch.Tensor, normalize, dtype=None, b
 
 
 @torch.no_grad()
-def _forward(model, x, dtype=None):
+def infer(model, x, dtype=None):
+    """Float32 logits of a batch in eval mode, in passes of auto_micro_batch images where that is faster."""
     model.eval()
+    n = auto_micro_batch(x.device, dtype) or len(x)
     with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        return model(x).float()
+        return torch.cat([model(part).float() for part in x.split(max(1, n))])
 
 
 def most_confident_wrong(probs: torch.Tensor, y: torch.Tensor, k: int = 16) -> torch.Tensor:
@@ -207,7 +207,8 @@ def attention_maps(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
     for m in recorders:
         m.record = True
     try:
-        _forward(model, x)
+        with torch.no_grad():
+            model.eval()(x)  # one pass: the blocks keep only their last pass's maps
     finally:
         for m in recorders:
             m.record = False
@@ -238,10 +239,10 @@ def throughput(model, device, dtype=None, batch_sizes=(1, 256), seconds: float =
         x = torch.randn(bs, 3, 32, 32, device=device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        _forward(model, x, dtype)
+        infer(model, x, dtype)
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            _forward(model, x, dtype)
+            infer(model, x, dtype)
             n += bs
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -260,7 +261,7 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
     from .checkpoint import model_from_checkpoint
     from .data import Loader, load_cifar10, locate, split_train_val
     from .io import atomic_write_json
-    from .train import select_device, select_precision
+    from .hardware import select_device, select_precision
 
     dev = select_device(device or "auto")
     model, cfg, ckpt = model_from_checkpoint(Path(run), dev)

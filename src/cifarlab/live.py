@@ -46,7 +46,7 @@ class TerminalView:
 
     # -- events
     def on_train_start(self, run):
-        from .train import dtype_name
+        from .hardware import dtype_name
 
         c = run.cfg
         self.total_epochs = run.planned_epochs

@@ -84,11 +84,11 @@ def image_grid_figure(images, titles, maps=None, cols=8, colors=None):
 
 
 def prediction_grid_figure(model, loader, classes, n=16, dtype=None):
-    from .evaluate import _forward
+    from .evaluate import infer
 
     x, y = next(iter(loader))
     x, y = x[:n], y[:n]
-    pred = _forward(model, x, dtype).argmax(-1).cpu()
+    pred = infer(model, x, dtype).argmax(-1).cpu()
     titles = [f"{classes[p]}\n(true {classes[t]})" for p, t in zip(pred.tolist(), y.tolist())]
     colors = ["green" if p == t else "red" for p, t in zip(pred.tolist(), y.tolist())]
     return image_grid_figure(x, titles, colors=colors)

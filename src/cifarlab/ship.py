@@ -52,7 +52,7 @@ class Normalized(nn.Module):
 def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu") -> tuple[list[dict], list[str]]:
     """Top-k classes for each image. Returns (results, errors); a bad file does not stop the others."""
     from .checkpoint import model_from_checkpoint
-    from .train import select_device
+    from .hardware import select_device
 
     if top_k < 1:
         raise ConfigError(f"--top must be at least 1, got {top_k}")
