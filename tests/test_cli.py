@@ -67,6 +67,10 @@ def test_presets_and_info(capsys, tiny_data):
     (["train", "--resume", "/nonexistent"], 1, "cannot resume"),
     (["evaluate", "/nonexistent.pt"], 1, "no checkpoint at"),
     (["train", "baseline", "--device", "cuda"], 1, "no CUDA GPU"),
+    (["train", "baseline", "--device", "tpu"], 2, "unknown device 'tpu': use auto, cpu"),
+    (["bench", "baseline", "--seeds", "0"], 2, "--seeds must be at least 1, got 0"),
+    (["evaluate", "/nonexistent.pt", "--robustness-n", "-1"], 2, "--robustness-n must be >= 0"),
+    (["board", "/nonexistent", "--port", "70000"], 2, "--port must be 1..65535, got 70000"),
 ])
 def test_bad_input_one_line_error(args, code, msg, capsys):
     if "cuda" in args:

@@ -20,9 +20,9 @@ def bench(preset: str, seeds: int, overrides=(), data=None, out="runs/bench", ep
     from .train import train
 
     if seeds < 1:
-        from . import UserError
+        from . import ConfigError
 
-        raise UserError(f"--seeds must be at least 1, got {seeds}")
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     summaries = []
     for seed in range(seeds):
         cfg = _config(preset, list(overrides), epochs, seed, device)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import UserError, __version__
+from . import ConfigError, UserError, __version__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,7 +190,7 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_run
 
     if args.robustness_n < 0:
-        raise UserError(f"--robustness-n must be >= 0, got {args.robustness_n}")
+        raise ConfigError(f"--robustness-n must be >= 0, got {args.robustness_n}")
     res = evaluate_run(args.run, data_path=args.data, device=args.device, tta=args.tta, robustness_n=args.robustness_n)
     if args.json:
         print(json.dumps({k: v for k, v in res.items() if k != "test_pred"}, indent=2))
@@ -352,6 +352,8 @@ def cmd_board(args) -> int:
     # run TensorBoard with this interpreter: its script may not be on PATH (venv not activated)
     if importlib.util.find_spec("tensorboard") is None:
         raise UserError("tensorboard is not installed in this environment: pip install tensorboard")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 1..65535, got {args.port}")
     if not Path(args.runs_dir).is_dir():
         raise UserError(f"no folder {args.runs_dir}: train a run first or give the runs folder")
     proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", args.runs_dir,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from . import UserError
+from . import ConfigError, UserError
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -20,7 +20,7 @@ def select_device(name: str = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise UserError(f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps") from None
+        raise ConfigError(f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' asked for but no CUDA GPU is available: use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
