@@ -65,6 +65,7 @@ def test_presets_and_info(capsys, tiny_data):
     (["train", "baseline", "--set", "model.stages.0.kernel=abc", "--data", "/nonexistent"], 2,
      "bad value for 'model.stages.0.kernel': 'abc'; must be a positive integer"),
     (["train", "--resume", "/nonexistent"], 1, "cannot resume"),
+    (["train", "--resume", "/nonexistent", "--seed", "3"], 2, "--resume continues a run with its own config"),
     (["evaluate", "/nonexistent.pt"], 1, "no checkpoint at"),
     (["train", "baseline", "--device", "cuda"], 1, "no CUDA GPU"),
     (["train", "baseline", "--device", "tpu"], 2, "unknown device 'tpu': use auto, cpu"),
@@ -179,3 +180,12 @@ def test_wheel_ships_the_presets(tmp_path):
     presets = {p.name for p in (root / "configs").glob("*.yaml")}
     assert {"baseline.yaml", "intermediate.yaml", "advanced.yaml"} <= presets
     assert {f"cifarlab/presets/{p}" for p in presets} <= names
+
+
+def test_resolve_applies_the_cli_shorthands():
+    from cifarlab.config import resolve
+
+    cfg = resolve("baseline", ["optim.lr=0.5"], epochs=2.5, seed=7, device="cpu", fp32=True)
+    assert (cfg.name, cfg.optim.lr, cfg.train.epochs, cfg.train.seed) == ("baseline", 0.5, 2.5, 7)
+    assert (cfg.train.device, cfg.train.precision) == ("cpu", "fp32")
+    assert resolve().name == "advanced" and resolve().train.precision == "auto"

@@ -70,7 +70,7 @@ def uses(cfg, change) -> bool:
 
 
 def ablate(preset="advanced", overrides=(), epochs=None, only=None, out="runs/ablation", data=None, device=None) -> list[dict]:
-    from .cli import _config
+    from .config import resolve
     from .evaluate import evaluate_run
     from .live import default_callbacks
     from .train import train
@@ -79,7 +79,7 @@ def ablate(preset="advanced", overrides=(), epochs=None, only=None, out="runs/ab
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise UserError(f"unknown ablation variant '{unknown[0]}': choose from {', '.join(VARIANTS)}")
-    base = _config(preset, list(overrides), epochs, None, device)
+    base = resolve(preset, overrides, epochs, None, device)
     skipped = [n for n in names if n != "full" and not uses(base, VARIANTS[n][1])]
     for n in skipped:
         print(f"skipping {n}: the run does not use {VARIANTS[n][0]}")

@@ -15,7 +15,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def bench(preset: str, seeds: int, overrides=(), data=None, out="runs/bench", epochs=None, device=None,
           quiet: bool = False) -> dict:
-    from .cli import _config
+    from .config import resolve
     from .live import default_callbacks
     from .train import train
 
@@ -25,7 +25,7 @@ def bench(preset: str, seeds: int, overrides=(), data=None, out="runs/bench", ep
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     summaries = []
     for seed in range(seeds):
-        cfg = _config(preset, list(overrides), epochs, seed, device)
+        cfg = resolve(preset, overrides, epochs, seed, device)
         cbs = default_callbacks(tensorboard=False, quiet=quiet, live=False)
         run_dir, summary = train(cfg, out, data, cbs)
         if summary is None:

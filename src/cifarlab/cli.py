@@ -117,39 +117,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -------------------------------------------------------------------------------------- commands
-DEFAULT_PRESET = "advanced"
-
-
-def _config(preset: str | None, overrides: list[str], epochs=None, seed=None, device=None, fp32=False, data=None):
-    from .config import apply_overrides, load_preset
-
-    cfg = load_preset(preset or DEFAULT_PRESET)
-    extra = list(overrides)
-    if epochs is not None:
-        extra.append(f"train.epochs={epochs}")
-    if seed is not None:
-        extra.append(f"train.seed={seed}")
-    if device:
-        extra.append(f"train.device={device}")
-    if fp32:
-        extra.append("train.precision=fp32")
-    if data:
-        extra.append(f"data.dir={data}")
-    return apply_overrides(cfg, extra) if extra else cfg
-
-
 def cmd_train(args) -> int:
+    from .config import resolve
     from .live import default_callbacks
-    from .train import train
+    from .parallel import from_env
+    from .train import Run, train
 
     live = False if args.plain else None
     if args.resume:
-        if args.preset or args.overrides:
-            raise UserError("--resume continues a run with its own config: drop the preset and --set options")
-        from .train import Run
-
-        from .parallel import from_env
-
+        if args.preset or args.overrides or args.seed is not None or args.fp32 or args.device:
+            raise ConfigError("--resume continues a run with its own config: drop the preset and the --set, --seed, "
+                              "--fp32 and --device options")
         dist = from_env()
         cbs = default_callbacks(tensorboard=not args.no_tensorboard, quiet=args.quiet, live=live)
         try:
@@ -169,12 +147,10 @@ def cmd_train(args) -> int:
             if dist is not None:
                 dist.close()
         return 0
-    cfg = _config(args.preset, args.overrides, args.epochs, args.seed, args.device, args.fp32)
+    cfg = resolve(args.preset, args.overrides, args.epochs, args.seed, args.device, args.fp32)
     if args.no_tensorboard:
         cfg.train.tensorboard = False
     cbs = default_callbacks(tensorboard=cfg.train.tensorboard, quiet=args.quiet, live=live)
-    from .parallel import from_env
-
     dist = from_env(cfg.train.device)
     try:
         if dist is not None and dist.rank != 0:

@@ -257,6 +257,20 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return from_dict(raw)
 
 
+DEFAULT_PRESET = "advanced"
+
+
+def resolve(preset: str | None = None, overrides=(), epochs=None, seed=None, device=None, fp32=False) -> Config:
+    """A preset (default: advanced) with `--set` overrides and the shorthand options of the CLI applied."""
+    extra = list(overrides)
+    for key, value in (("train.epochs", epochs), ("train.seed", seed), ("train.device", device or None),
+                       ("train.precision", "fp32" if fp32 else None)):
+        if value is not None:
+            extra.append(f"{key}={value}")
+    cfg = load_preset(preset or DEFAULT_PRESET)
+    return apply_overrides(cfg, extra) if extra else cfg
+
+
 def _set_path(node: Any, parts: list[str], value: Any, key: str) -> None:
     valid_top = ", ".join(k for k in flatten(Config().to_dict()))
     for i, part in enumerate(parts):
