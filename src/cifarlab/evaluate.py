@@ -230,7 +230,8 @@ def attention_maps(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def throughput(model, device, dtype=None, batch_sizes=(1, 256), seconds: float = 2.0, channels_last=True) -> dict:
-    """Inference images per second at each batch size (after warm-up)."""
+    """Inference images per second for requests of each batch size through `infer` (after warm-up); on an fp32
+    CPU a request of 256 runs as two passes of 128, as every evaluation here does."""
     import time
 
     model.eval()
