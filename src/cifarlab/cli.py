@@ -229,8 +229,8 @@ def cmd_info(args) -> int:
     print(f"precision: {why}")
     mb = auto_micro_batch(dev, dtype)
     if mb:
-        print(f"passes:    batches over {mb} images train in micro-batches of {mb} "
-              "(fp32 on a CPU: activations stay in cache); train.micro_batch changes it")
+        print(f"passes:    training batches over {mb} images run as micro-batches of {mb}, and inference in "
+              f"passes of {mb} (fp32 on a CPU: activations stay in cache); train.micro_batch changes training's")
     print(f"torch:     {torch.__version__}")
     return 0
 
