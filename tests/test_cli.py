@@ -27,12 +27,27 @@ def test_train_evaluate_end_to_end(tiny_data, tmp_path, capsys):
     assert abs(res["test_acc"] - summary["test_acc"]) < 1e-6  # same checkpoint, same number
 
 
-def test_resume_finished_run_then_extend(tiny_data, tmp_path, capsys):
-    base = ["--data", str(tiny_data), "--plain"]
-    assert main(["train", "baseline", "--out", str(tmp_path), *base, *SETS, "--epochs", "1.5"]) == 0
-    (run_dir,) = tmp_path.iterdir()
+@pytest.fixture
+def data_only_from_runs(tmp_path, monkeypatch):
+    """No $CIFAR10_DIR, an empty cache, and no downloads: data must come from --data or from what a run recorded."""
+    import cifarlab.data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to download CIFAR-10")
+
+    monkeypatch.delenv("CIFAR10_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(cifarlab.data, "download_and_extract", refuse)
+
+
+def test_resume_finished_run_then_extend(tiny_data, tmp_path, capsys, data_only_from_runs):
+    assert main(["train", "baseline", "--out", str(tmp_path / "runs"), "--data", str(tiny_data), "--plain", *SETS,
+                 "--epochs", "1.5"]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
     assert "epoch   2/2" in capsys.readouterr().out  # 1.5 epochs: a full one, then a half
     summary = (run_dir / "summary.json").read_bytes()
+    assert json.loads(summary)["data"] == str(Path(tiny_data).resolve())
+    base = ["--plain"]  # no --data: the run finds the data it was trained on
     assert main(["train", "--resume", str(run_dir), *base]) == 0  # finished: nothing to do, nothing rewritten
     assert "already trained 1.56 epochs" in capsys.readouterr().out  # 14 steps of 9 per epoch
     assert (run_dir / "summary.json").read_bytes() == summary
@@ -41,6 +56,7 @@ def test_resume_finished_run_then_extend(tiny_data, tmp_path, capsys):
     assert "epoch   3/4" in out and "epoch   4/4" in out and "epoch   5/" not in out
     assert [r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())] == [9, 14, 23, 27]
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 27
+    assert main(["evaluate", str(run_dir / "last.pt"), "--robustness-n", "0"]) == 0
 
 
 def test_presets_and_info(capsys, tiny_data):
@@ -60,6 +76,9 @@ def test_presets_and_info(capsys, tiny_data):
     (["train", "baseline", "--set", "optim.lr"], 2, "expected key=value"),
     (["train", "baseline", "--set", "model.stages.9.channels=3"], 2, "not an index"),
     (["train", "baseline", "--epochs", "0"], 2, "must be > 0"),
+    # nan passes every range check (comparisons are false) and inf trains straight to nan
+    (["train", "baseline", "--set", "optim.weight_decay=nan"], 2, "'optim.weight_decay': nan; must be a finite"),
+    (["train", "baseline", "--set", "optim.lr=inf"], 2, "'optim.lr': inf; must be a finite number"),
     (["train", "baseline", "--data", "/nonexistent"], 1, "no CIFAR-10 at /nonexistent"),
     # the network is checked before any data is looked for (or downloaded)
     (["train", "baseline", "--set", "model.stages.0.kernel=abc", "--data", "/nonexistent"], 2,
@@ -90,7 +109,7 @@ def test_console_script_subprocess(tiny_data, tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error: unknown preset") and "Traceback" not in r.stderr
 
 
-def test_ablate_compare_report_cli(tiny_data, tmp_path, capsys):
+def test_ablate_compare_report_cli(tiny_data, tmp_path, capsys, data_only_from_runs):
     small = ["--set", "model.stages.1.channels=32", "--set", "model.stages.2.channels=32", "--set",
              "data.batch_size=100", *[a for s in TINY for a in ("--set", s) if "batch_size=" not in s]]
     out = tmp_path / "ablation"
@@ -105,7 +124,7 @@ def test_ablate_compare_report_cli(tiny_data, tmp_path, capsys):
                  "--ablation", str(out / "ablation.json")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
     assert 'id="ablation"' in html and "no_dropout" in html
-    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep2"), "--data", str(tiny_data)]) == 0
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep2")]) == 0  # runs say where their data is
     assert "(2 runs)" in capsys.readouterr().out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,10 @@ def _coerce(f, value, key):
 
 def validate(cfg: Config) -> None:
     flat = flatten(cfg.to_dict())
+    for key, value in _leaves(flat):
+        # nan slips through every range check below (all comparisons are false) and inf trains to nan
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"bad value for '{key}': {value}; must be a finite number")
     for key, choices in CHOICES.items():
         if flat[key] not in choices:
             raise ConfigError(f"bad value for '{key}': {flat[key]!r}; choose one of {', '.join(choices)}")
@@ -227,6 +232,19 @@ def validate(cfg: Config) -> None:
     from .models import build_model
 
     build_model(cfg.model)  # a bad network is reported now, before data is loaded (or downloaded)
+
+
+def _leaves(tree, prefix: str = ""):
+    """(dotted key, value) for every scalar in nested dicts and lists, model included."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
+        yield prefix.rstrip("."), tree
+        return
+    for k, v in items:
+        yield from _leaves(v, f"{prefix}{k}.")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

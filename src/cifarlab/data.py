@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import json
 import os
 import pickle
 import shutil
@@ -70,6 +71,24 @@ def locate(option: str | None = None, download: bool = True, url: str = URL, md5
     if not download:
         raise DataError(f"no CIFAR-10 in {root}: pass --data PATH or set CIFAR10_DIR")
     return download_and_extract(root, url=url, md5=md5)
+
+
+def recorded_source(run: str | Path, ckpt: dict | None = None) -> str | None:
+    """The data a run was trained on, so that resuming or evaluating it needs no --data again.
+
+    Read from its checkpoint (`ckpt`), else its summary.json. None when $CIFAR10_DIR is set (it names the
+    data for every command), when the run recorded nothing, or when that data is no longer there.
+    """
+    if os.environ.get("CIFAR10_DIR"):
+        return None
+    where = (ckpt or {}).get("data")
+    if not where:
+        summary = (Path(run) if Path(run).is_dir() else Path(run).parent) / "summary.json"
+        try:
+            where = json.loads(summary.read_text()).get("data")
+        except (OSError, ValueError, AttributeError):
+            return None
+    return where if isinstance(where, str) and where and _find_in(Path(where)) is not None else None
 
 
 def _find_in(path: Path) -> Path | None:

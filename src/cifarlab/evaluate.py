@@ -260,7 +260,7 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
     from pathlib import Path
 
     from .checkpoint import model_from_checkpoint
-    from .data import Loader, load_cifar10, locate, split_train_val
+    from .data import Loader, load_cifar10, locate, recorded_source, split_train_val
     from .io import atomic_write_json
     from .hardware import select_device, select_precision
 
@@ -268,7 +268,7 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
     model, cfg, ckpt = model_from_checkpoint(Path(run), dev)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    data = load_cifar10(locate(data_path or cfg.data.dir or _data_of_run(Path(run))))
+    data = load_cifar10(locate(data_path or cfg.data.dir or recorded_source(run, ckpt)))
     loader = Loader(data.test_x, data.test_y, cfg.data.eval_batch_size, dev, channels_last=cfg.train.channels_last)
     dtype = select_precision(dev, cfg.train.precision)
     tta = tta or cfg.eval.tta
@@ -316,17 +316,3 @@ def classification_metrics(logits: torch.Tensor, y: torch.Tensor, classes) -> di
         **{k: dict(zip(classes, v)) for k, v in precision_recall_f1(cm).items()},
         "confusion": cm.tolist(), "calibration": calibration(probs, y),
     }
-
-
-def _data_of_run(run):
-    """The data a run was trained on, when nothing else says where the data is."""
-    import json
-    import os
-
-    if os.environ.get("CIFAR10_DIR"):
-        return None
-    summary = (run if run.is_dir() else run.parent) / "summary.json"
-    try:
-        return json.loads(summary.read_text()).get("data") or None
-    except (OSError, ValueError):
-        return None

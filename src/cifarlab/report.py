@@ -167,6 +167,7 @@ def _load_run(run_dir: Path) -> dict:
 def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evaluate_missing: bool = True,
             ablation: list[dict] | None = None) -> tuple[Path, Path]:
     """Write report.html (figures embedded) and report.md comparing the runs."""
+    from .data import recorded_source
     from .evaluate import evaluate_run, mcnemar
 
     if not run_dirs:
@@ -230,7 +231,7 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
         for i in range(len(evals)):
             for j in range(i + 1, len(evals)):
                 (na, ea), (nb, eb) = evals[i], evals[j]
-                y = _test_labels(data_path, len(ea["test_pred"]))
+                y = _test_labels(data_path or recorded_source(runs[0]["dir"]), len(ea["test_pred"]))
                 ca = torch.tensor(ea["test_pred"]) == y
                 cb = torch.tensor(eb["test_pred"]) == y
                 t = mcnemar(ca, cb)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from . import UserError, __version__
 from . import checkpoint as ckpt_io
 from .config import Config, from_dict, save_yaml
-from .data import Cifar10, Loader, load_cifar10, locate, split_train_val
+from .data import Cifar10, Loader, load_cifar10, locate, recorded_source, split_train_val
 from .evaluate import accuracy, predict_logits
 from .hardware import auto_micro_batch, device_description, dtype_name, select_device, select_precision
 from .io import atomic_write_json, atomic_write_text
@@ -86,6 +86,7 @@ class Run:
         self.callbacks = list(callbacks)
         self.state = State()
         self.t0 = getattr(self, "t0", time.time())
+        self.data_source = getattr(self, "data_source", "")
         self.stop_requested = None
         seed_everything(cfg.train.seed)
         self.classes = data.classes
@@ -117,8 +118,8 @@ class Run:
             run_dir = dist.broadcast(run_dir)
         run = cls.__new__(cls)
         run.t0 = t0
+        run.data_source = str(Path(path).resolve())  # saved in checkpoints: --resume and evaluate find the data again
         run.__init__(cfg, run_dir, data, device, callbacks, dist)
-        run.data_source = str(path)
         if run.is_main:
             try:
                 run.dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +140,7 @@ class Run:
         cfg = from_dict(ckpt["config"])
         if epochs is not None:
             cfg.train.epochs = float(epochs)
+        data_path = data_path or cfg.data.dir or recorded_source(run_dir, ckpt)
         run = cls.create(cfg, data_path=data_path, callbacks=callbacks, run_dir=run_dir, dist=dist)
         run.load_state(ckpt)
         return run
@@ -410,7 +412,7 @@ class Run:
             "device": device_description(self.device), "dtype": dtype_name(self.dtype),
             "world_size": self.dist.world if self.dist else 1,
             "torch": torch.__version__, "python": platform.python_version(), "cifarlab": __version__,
-            "seed": self.cfg.train.seed, "data": getattr(self, "data_source", ""),
+            "seed": self.cfg.train.seed, "data": self.data_source,
             "finished": datetime.now().isoformat(timespec="seconds"),
         }
         if self.is_main:
@@ -421,7 +423,7 @@ class Run:
     # ----------------------------------------------------------------------------- checkpoints
     def _checkpoint_state(self) -> dict:
         s = self.state
-        st = {"optimizer": self.optimizer.state_dict(), "state": dict(s.__dict__),
+        st = {"optimizer": self.optimizer.state_dict(), "state": dict(s.__dict__), "data": self.data_source,
               "rng": {"torch": torch.get_rng_state(),
                       "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
         if self.slow is not None:
