@@ -144,6 +144,27 @@ def test_more_bad_inputs(args, msg, capsys):
     assert msg in err and "Traceback" not in err
 
 
+def test_damaged_result_files_are_one_line_errors(tmp_path, capsys):
+    """Files a user may have edited or truncated: bench results, ablation results, a run's summary."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text('{"preset": "baseline", "test_acc":')  # truncated
+    (tmp_path / "partial.bench.json").write_text('{"preset": "baseline", "test_acc_mean": 0.7}')
+    (tmp_path / "list.bench.json").write_text("[1, 2]")
+    (tmp_path / "ablation.json").write_text('[{"variant": "full"}]')
+    cases = [
+        (["compare", str(run), "--out", str(tmp_path / "rep")], f"cannot read {run / 'summary.json'} (JSONDecodeError"),
+        (["results", str(tmp_path / "partial.bench.json")], "is not a bench result written by `cifarlab bench` (no dev"),
+        (["results", str(tmp_path / "list.bench.json")], "(not a JSON object)"),
+        (["compare", str(run), "--ablation", str(tmp_path / "ablation.json"), "--out", str(tmp_path / "rep")],
+         "is not an ablation.json written by `cifarlab ablate`"),
+    ]
+    for args, msg in cases:
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and msg in err and err.count("\n") == 1, (args, err)
+
+
 def test_an_os_error_is_one_line(monkeypatch, capsys):
     """A full disk mid-command reaches the user as one line naming the file, not a traceback."""
     from cifarlab import cli

@@ -75,6 +75,11 @@ def _time_to(r: dict) -> str:
     return " / ".join(parts)
 
 
+ROW_KEYS = {"preset", "test_acc_mean", "test_acc_std", "seeds", "wall_time_mean_s", "wall_time_max_s",
+            "train_img_per_s_mean", "epochs", "time_to_val_acc_epochs", "params", "flops_per_image", "tta", "device",
+            "dtype"}
+
+
 def markdown_row(r: dict) -> str:
     return (f"| {r['preset']} | {100 * r['test_acc_mean']:.2f}% ± {100 * r['test_acc_std']:.2f} | {len(r['seeds'])} | "
             f"{r['wall_time_mean_s']:.0f} s (max {r['wall_time_max_s']:.0f}) | {r['train_img_per_s_mean']:.0f} | "
@@ -88,9 +93,14 @@ def results_table(paths: list[Path]) -> str:
     rows = []
     for p in paths:
         try:
-            rows.append(json.loads(Path(p).read_text()))
-        except (OSError, json.JSONDecodeError) as e:
+            r = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e:
             raise UserError(f"cannot read bench result {p}: {e}") from None
+        missing = sorted(ROW_KEYS - set(r)) if isinstance(r, dict) else None
+        if missing is None or missing:
+            why = f"no {', '.join(missing)}" if missing else "not a JSON object"
+            raise UserError(f"{p} is not a bench result written by `cifarlab bench` ({why})")
+        rows.append(r)
     order = {"baseline": 0, "intermediate": 1, "advanced": 2}
     rows.sort(key=lambda r: order.get(r["preset"], 9))
     return table_header() + "\n".join(markdown_row(r) for r in rows)

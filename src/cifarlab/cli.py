@@ -262,15 +262,20 @@ def _writable_dir(path: str) -> Path:
     return out
 
 
+def _read_ablation(path: Path) -> list[dict]:
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read ablation results {path}: {e}") from None
+    if not isinstance(results, list) or not all(isinstance(r, dict) and {"variant", "removed", "test_acc"} <= set(r) for r in results):
+        raise UserError(f"{path} is not an ablation.json written by `cifarlab ablate`")
+    return results
+
+
 def cmd_compare(args) -> int:
     from .report import compare
 
-    ablation = None
-    if args.ablation:
-        try:
-            ablation = json.loads(Path(args.ablation).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"cannot read ablation results {args.ablation}: {e}") from None
+    ablation = _read_ablation(args.ablation) if args.ablation else None
     html_path, md_path = compare([Path(r) for r in args.runs], _writable_dir(args.out), args.data, ablation=ablation)
     print(f"wrote {html_path} and {md_path}")
     return 0
@@ -284,7 +289,7 @@ def cmd_report(args) -> int:
     from .report import compare
 
     ablation_file = root / "ablation" / "ablation.json"
-    ablation = json.loads(ablation_file.read_text()) if ablation_file.exists() else None
+    ablation = _read_ablation(ablation_file) if ablation_file.exists() else None
     html_path, md_path = compare(runs, _writable_dir(args.out), args.data, ablation=ablation)
     print(f"wrote {html_path} and {md_path} ({len(runs)} runs)")
     return 0

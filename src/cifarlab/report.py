@@ -157,11 +157,20 @@ def _load_run(run_dir: Path) -> dict:
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
         raise UserError(f"{run_dir} is not a finished run (no summary.json): train it first")
-    run = {"dir": run_dir, "summary": json.loads(summary_path.read_text()),
-           "metrics": [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]}
     ev = run_dir / "evaluation.json"
-    run["evaluation"] = json.loads(ev.read_text()) if ev.exists() else None
-    return run
+    return {"dir": run_dir, "summary": _read_json(summary_path),
+            "metrics": _read_json(run_dir / "metrics.jsonl", lines=True),
+            "evaluation": _read_json(ev) if ev.exists() else None}
+
+
+def _read_json(path: Path, lines: bool = False):
+    try:
+        text = path.read_text()
+        return [json.loads(ln) for ln in text.splitlines() if ln] if lines else json.loads(text)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path} ({e.__class__.__name__}: {e}); "
+                        f"{'re-run `cifarlab evaluate`' if path.name == 'evaluation.json' else 'leave this run out'}"
+                        ) from None
 
 
 def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evaluate_missing: bool = True,
