@@ -137,6 +137,9 @@ def test_ablate_compare_report_cli(tiny_data, tmp_path, capsys, data_only_from_r
     (["compare", "/nonexistent", "--out", "/proc/report"], "cannot create the output folder /proc/report"),
     (["train", "--set", "data.augment.resize_from=40"], "must be 0 (off) or 8..32 px"),
     (["train", "--set", "data.augment.resize_from=24"], "needs 'data.augment.resize_until' > 0"),
+    (["train", "intermediate", "--set", "model.stem.kernel=3"], "has 2 x 3 x 3² = 54 channels, not 24: set channels"),
+    (["train", "intermediate", "--set", "model.stages.6.channels=64"],
+     "model.stages.6: self_attention keeps the width: it gets 192 channels, so set channels to 192 (not 64)"),
 ])
 def test_more_bad_inputs(args, msg, capsys):
     assert main(args) != 0

@@ -175,7 +175,8 @@ class SelfAttentionBlock(nn.Module):
                  dropout=0.0, identity_init=False, kernel=3):
         super().__init__()
         if cin != cout:
-            raise ConfigError(f"self_attention keeps the width: in {cin} != out {cout} channels")
+            raise ConfigError(f"self_attention keeps the width: it gets {cin} channels, so set channels to {cin} "
+                              f"(not {cout}), or change the width in a conv or residual stage before it")
         if cout % heads:
             raise ConfigError(f"self_attention: {cout} channels do not split into {heads} heads")
         self.pool = pool_layer(pool)
