@@ -47,6 +47,34 @@ def test_predict_cli(trained, tmp_path, capsys):
     assert "Traceback" not in captured.err
 
 
+def test_predict_uses_the_runs_tta_or_the_one_asked(trained, tmp_path):
+    """Predictions are made the way test accuracy was: the run's TTA by default (here none), or --tta."""
+    import torch.nn.functional as F
+
+    from cifarlab.checkpoint import model_from_checkpoint
+    from cifarlab.ship import Normalized, predict
+
+    Image.new("RGB", (40, 30), (10, 200, 90)).save(tmp_path / "a.png")
+    gradient = torch.linspace(0, 255, 32).to(torch.uint8).expand(3, 32, 32).permute(1, 2, 0).contiguous().numpy()
+    Image.fromarray(gradient).save(tmp_path / "b.png")  # not mirror-symmetric: the mirror view changes the logits
+    paths = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    net = Normalized(model_from_checkpoint(trained)[0]).eval()
+    x = torch.stack([load_image(p) for p in paths]).float() / 255
+    with torch.no_grad():
+        plain = net(x).softmax(-1)
+        flip = (0.5 * F.log_softmax(net(x), -1) + 0.5 * F.log_softmax(net(x.flip(-1)), -1)).softmax(-1)
+    assert not torch.allclose(plain[1], flip[1], atol=1e-4)
+    for tta, want in ((None, plain), ("flip", flip)):
+        results, errors = predict(str(trained), paths, top_k=10, tta=tta, chunk=1)  # one image per pass
+        assert not errors and [r["tta"] for r in results] == [tta or "none"] * 2
+        for r, row in zip(results, want):
+            got = {t["class"]: t["prob"] for t in r["top"]}
+            assert len(got) == 10
+            for c, prob in zip(("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                                "truck"), row.tolist()):
+                assert got[c] == pytest.approx(prob, abs=1e-4)
+
+
 def test_predict_refuses_folders_truncated_files_bombs_and_bad_top(trained, tmp_path, capsys, monkeypatch):
     Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "a.jpg")
     (tmp_path / "half.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:300])  # cut mid-stream

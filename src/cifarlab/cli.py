@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import ConfigError, UserError, __version__
+from .config import CHOICES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a run or checkpoint on the test set")
     e.add_argument("run", help="run directory or checkpoint file")
     common_data(e)
-    e.add_argument("--tta", choices=["none", "flip", "flip_translate"], help="test-time augmentation (default: the run's)")
+    e.add_argument("--tta", choices=CHOICES["eval.tta"], help="test-time augmentation (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.add_argument("--robustness-n", type=int, default=2000, metavar="N",
                    help="test images used for the corruption benchmark (0 = skip; default 2000)")
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=int, default=3)
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--device", default="cpu")
+    pr.add_argument("--tta", choices=CHOICES["eval.tta"], help="test-time augmentation (default: the run's)")
 
     ex = sub.add_parser("export", help="export the best checkpoint (ONNX, torch.export or TorchScript), checked against PyTorch")
     ex.add_argument("run")
@@ -305,7 +307,7 @@ def cmd_ablate(args) -> int:
 def cmd_predict(args) -> int:
     from .ship import predict
 
-    results, errors = predict(args.run, args.images, args.top, args.device)
+    results, errors = predict(args.run, args.images, args.top, args.device, args.tta)
     if args.json:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:

@@ -20,15 +20,22 @@ def _translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return x[:, :, rows][:, :, :, cols]
 
 
+# One-pixel shifts (dy, dx) each TTA mode adds to the image and its mirror.
+TTA_SHIFTS = {"none": None, "flip": [], "flip_translate": [(1, 1), (-1, -1)],
+              "flip_translate9": [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]}
+
+
 def tta_views(x: torch.Tensor, tta: str) -> list[tuple[float, torch.Tensor]]:
-    """(weight, view) pairs. flip: image and mirror; flip_translate adds both shifted by one pixel."""
-    if tta == "none":
+    """(weight, view) pairs, weights summing to 1: the image and its mirror, each also shifted by one pixel
+    (flip_translate: down-right and up-left, as in airbench; flip_translate9: all eight directions).
+    The unshifted pair keeps half the weight, so the shifts refine the prediction rather than outvote it."""
+    shifts = TTA_SHIFTS[tta]
+    if shifts is None:
         return [(1.0, x)]
-    views = [(0.5, x), (0.5, x.flip(-1))]
-    if tta == "flip_translate":
-        views = [(0.25, v) for _, v in views]
-        for _, v in list(views):
-            views += [(0.125, _translate(v, 1, 1)), (0.125, _translate(v, -1, -1))]
+    views = []
+    for v in (x, x.flip(-1)):
+        views.append((0.5 if not shifts else 0.25, v))
+        views += [(0.25 / len(shifts), _translate(v, dy, dx)) for dy, dx in shifts]
     return views
 
 

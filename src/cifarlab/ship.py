@@ -49,14 +49,21 @@ class Normalized(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
-def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu") -> tuple[list[dict], list[str]]:
-    """Top-k classes for each image. Returns (results, errors); a bad file does not stop the others."""
+def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tta: str | None = None,
+            chunk: int = 256) -> tuple[list[dict], list[str]]:
+    """Top-k classes for each image, with the run's test-time augmentation unless `tta` says otherwise (so a
+    prediction is made the way the run's test accuracy was). Returns (results, errors); a bad file does not
+    stop the others."""
+    import torch.nn.functional as F
+
     from .checkpoint import model_from_checkpoint
+    from .evaluate import infer, tta_views
     from .hardware import select_device
 
     if top_k < 1:
         raise ConfigError(f"--top must be at least 1, got {top_k}")
     model, cfg, _ = model_from_checkpoint(Path(run), select_device(device))
+    tta = tta or cfg.eval.tta
     net = Normalized(model).to(next(model.parameters()).device).eval()
     results, errors, good, tensors = [], [], [], []
     for p in images:
@@ -65,15 +72,16 @@ def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu") ->
             good.append(p)
         except ImageError as e:
             errors.append(str(e))
-    if tensors:
-        x = torch.stack(tensors).float().div(255).to(next(net.parameters()).device)
-        with torch.no_grad():
-            probs = net(x).float().softmax(-1).cpu()
-        k = max(1, min(top_k, probs.shape[1]))
-        for p, row in zip(good, probs):
-            top = row.topk(k)
-            results.append({"image": p, "top": [{"class": CLASSES[i], "prob": round(v, 4)}
-                                                for v, i in zip(top.values.tolist(), top.indices.tolist())]})
+    probs = []
+    for part in torch.stack(tensors).split(chunk) if tensors else []:  # memory stays flat for many images
+        x = part.float().div(255).to(next(net.parameters()).device)
+        probs.append(sum(w * F.log_softmax(infer(net, v), -1) for w, v in tta_views(x, tta)).softmax(-1).cpu())
+    k = min(top_k, len(CLASSES))
+    for p, row in zip(good, torch.cat(probs) if probs else []):
+        top = row.topk(k)
+        results.append({"image": p, "top": [{"class": CLASSES[i], "prob": round(v, 4)}
+                                            for v, i in zip(top.values.tolist(), top.indices.tolist())],
+                        "tta": tta})
     return results, errors
 
 
