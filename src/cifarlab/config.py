@@ -93,7 +93,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    tta: str = "none"  # none | flip | flip_translate (6 views) | flip_translate9 (18 views)
+    tta: str = "none"  # none | flip | flip_translate (6 views)
 
 
 @dataclass
@@ -117,7 +117,7 @@ CHOICES = {
     "optim.name": ("sgd", "adamw", "muon"),
     "schedule.name": ("constant", "step", "cosine", "onecycle", "linear"),
     "train.precision": ("auto", "bf16", "fp16", "fp32"),
-    "eval.tta": ("none", "flip", "flip_translate", "flip_translate9"),
+    "eval.tta": ("none", "flip", "flip_translate"),
 }
 
 

@@ -20,15 +20,15 @@ def _translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return x[:, :, rows][:, :, :, cols]
 
 
-# One-pixel shifts (dy, dx) each TTA mode adds to the image and its mirror.
-TTA_SHIFTS = {"none": None, "flip": [], "flip_translate": [(1, 1), (-1, -1)],
-              "flip_translate9": [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]}
+# One-pixel shifts (dy, dx) each TTA mode adds to the image and its mirror. All eight directions (18 views,
+# uniform weights) were measured on a seed-1 advanced checkpoint: validation 94.18% vs 94.02%, test 93.80% vs
+# 93.84%, for three times the inference: not worth a mode.
+TTA_SHIFTS = {"none": None, "flip": [], "flip_translate": [(1, 1), (-1, -1)]}
 
 
 def tta_views(x: torch.Tensor, tta: str) -> list[tuple[float, torch.Tensor]]:
-    """(weight, view) pairs, weights summing to 1: the image and its mirror, each also shifted by one pixel
-    (flip_translate: down-right and up-left, as in airbench; flip_translate9: all eight directions).
-    The unshifted pair keeps half the weight, so the shifts refine the prediction rather than outvote it."""
+    """(weight, view) pairs, weights summing to 1: the image and its mirror, and with flip_translate both
+    also shifted one pixel down-right and up-left (airbench). The unshifted pair keeps half the weight."""
     shifts = TTA_SHIFTS[tta]
     if shifts is None:
         return [(1.0, x)]
