@@ -65,7 +65,7 @@ def test_predict_uses_the_runs_tta_or_the_one_asked(trained, tmp_path):
         flip = (0.5 * F.log_softmax(net(x), -1) + 0.5 * F.log_softmax(net(x.flip(-1)), -1)).softmax(-1)
     assert not torch.allclose(plain[1], flip[1], atol=1e-4)
     for tta, want in ((None, plain), ("flip", flip)):
-        results, errors = predict(str(trained), paths, top_k=10, tta=tta, chunk=1)  # one image per pass
+        results, errors = predict(str(trained), paths, top_k=10, tta=tta, chunk=1, calibrate=False)  # 1 per pass
         assert not errors and [r["tta"] for r in results] == [tta or "none"] * 2
         for r, row in zip(results, want):
             got = {t["class"]: t["prob"] for t in r["top"]}
@@ -73,6 +73,34 @@ def test_predict_uses_the_runs_tta_or_the_one_asked(trained, tmp_path):
             for c, prob in zip(("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                                 "truck"), row.tolist()):
                 assert got[c] == pytest.approx(prob, abs=1e-4)
+
+
+def test_predict_applies_the_temperature_evaluate_fitted(trained, tmp_path, capsys):
+    import os
+    import shutil
+
+    from cifarlab.evaluate import evaluate_run
+    from cifarlab.ship import predict
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    Image.new("RGB", (40, 30), (10, 200, 90)).save(tmp_path / "a.png")
+    img = [str(tmp_path / "a.png")]
+    raw = predict(str(run), img, top_k=10)[0][0]
+    assert raw["temperature"] is None  # not evaluated yet: nothing to calibrate with
+    t = evaluate_run(str(run), robustness_n=0, figures=False, speed=False)["temperature_scaling"]["temperature"]
+    cal = predict(str(run), img, top_k=10)[0][0]
+    assert cal["temperature"] == pytest.approx(t)
+    p_raw = torch.tensor([r["prob"] for r in sorted(raw["top"], key=lambda r: r["class"])])
+    p_cal = torch.tensor([r["prob"] for r in sorted(cal["top"], key=lambda r: r["class"])])
+    want = (p_raw.log() / t).softmax(-1)  # softmax(z / T) is softmax(log softmax(z) / T)
+    assert torch.allclose(p_cal, want, atol=2e-3)
+    assert predict(str(run), img, calibrate=False)[0][0]["temperature"] is None
+    assert predict(str(run), img, tta="flip")[0][0]["temperature"] is None  # fitted for another TTA
+    assert main(["predict", str(run), *img]) == 0 and f"calibrated with T={t:.3f}" in capsys.readouterr().out
+    later = os.stat(run / "evaluation.json").st_mtime + 5
+    os.utime(run / "best.pt", (later, later))  # the checkpoint changed after evaluation: its T no longer holds
+    assert predict(str(run), img)[0][0]["temperature"] is None
 
 
 def test_predict_refuses_folders_truncated_files_bombs_and_bad_top(trained, tmp_path, capsys, monkeypatch):

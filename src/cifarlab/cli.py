@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--tta", choices=CHOICES["eval.tta"], help="test-time augmentation (default: the run's)")
+    pr.add_argument("--uncalibrated", action="store_true",
+                    help="raw probabilities, without the temperature `cifarlab evaluate` fitted")
 
     ex = sub.add_parser("export", help="export the best checkpoint (ONNX, torch.export or TorchScript), checked against PyTorch")
     ex.add_argument("run")
@@ -307,10 +309,14 @@ def cmd_ablate(args) -> int:
 def cmd_predict(args) -> int:
     from .ship import predict
 
-    results, errors = predict(args.run, args.images, args.top, args.device, args.tta)
+    results, errors = predict(args.run, args.images, args.top, args.device, args.tta,
+                              calibrate=not args.uncalibrated)
     if args.json:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:
+        if results and results[0]["temperature"]:
+            print(f"(probabilities calibrated with T={results[0]['temperature']:.3f}, fitted on the validation "
+                  "split by `cifarlab evaluate`; --uncalibrated for raw ones)")
         for r in results:
             print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
     for e in errors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -49,10 +50,29 @@ class Normalized(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
+def fitted_temperature(checkpoint: str | Path, tta: str) -> float | None:
+    """The temperature `cifarlab evaluate` fitted on the run's validation split for this checkpoint and TTA,
+    or None when there is no such evaluation.json, or the checkpoint was rewritten after it."""
+    checkpoint = Path(checkpoint)
+    ev = checkpoint.parent / "evaluation.json"
+    try:
+        res = json.loads(ev.read_text())
+        fresh = ev.stat().st_mtime >= checkpoint.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    ts = res.get("temperature_scaling") if isinstance(res, dict) else None
+    if not (fresh and isinstance(ts, dict) and res.get("tta") == tta
+            and Path(str(res.get("checkpoint", ""))).name == checkpoint.name):
+        return None
+    t = ts.get("temperature")
+    return float(t) if isinstance(t, (int, float)) and t > 0 else None
+
+
 def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tta: str | None = None,
-            chunk: int = 256) -> tuple[list[dict], list[str]]:
+            chunk: int = 256, calibrate: bool = True) -> tuple[list[dict], list[str]]:
     """Top-k classes for each image, with the run's test-time augmentation unless `tta` says otherwise (so a
-    prediction is made the way the run's test accuracy was). Returns (results, errors); a bad file does not
+    prediction is made the way the run's test accuracy was). With `calibrate`, probabilities are divided by
+    the temperature `cifarlab evaluate` fitted, when it did. Returns (results, errors); a bad file does not
     stop the others."""
     import torch.nn.functional as F
 
@@ -62,8 +82,9 @@ def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tt
 
     if top_k < 1:
         raise ConfigError(f"--top must be at least 1, got {top_k}")
-    model, cfg, _ = model_from_checkpoint(Path(run), select_device(device))
+    model, cfg, ckpt = model_from_checkpoint(Path(run), select_device(device))
     tta = tta or cfg.eval.tta
+    t = fitted_temperature(ckpt["path"], tta) if calibrate else None
     net = Normalized(model).to(next(model.parameters()).device).eval()
     results, errors, good, tensors = [], [], [], []
     for p in images:
@@ -75,13 +96,14 @@ def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tt
     probs = []
     for part in torch.stack(tensors).split(chunk) if tensors else []:  # memory stays flat for many images
         x = part.float().div(255).to(next(net.parameters()).device)
-        probs.append(sum(w * F.log_softmax(infer(net, v), -1) for w, v in tta_views(x, tta)).softmax(-1).cpu())
+        logits = sum(w * F.log_softmax(infer(net, v), -1) for w, v in tta_views(x, tta))
+        probs.append((logits / (t or 1.0)).softmax(-1).cpu())
     k = min(top_k, len(CLASSES))
     for p, row in zip(good, torch.cat(probs) if probs else []):
         top = row.topk(k)
         results.append({"image": p, "top": [{"class": CLASSES[i], "prob": round(v, 4)}
                                             for v, i in zip(top.values.tolist(), top.indices.tolist())],
-                        "tta": tta})
+                        "tta": tta, "temperature": t})
     return results, errors
 
 
