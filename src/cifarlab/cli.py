@@ -271,7 +271,8 @@ def _read_ablation(path: Path) -> list[dict]:
         results = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read ablation results {path}: {e}") from None
-    if not isinstance(results, list) or not all(isinstance(r, dict) and {"variant", "removed", "test_acc"} <= set(r) for r in results):
+    fields = {"variant", "removed", "test_acc"}
+    if not isinstance(results, list) or not all(isinstance(r, dict) and fields <= set(r) for r in results):
         raise UserError(f"{path} is not an ablation.json written by `cifarlab ablate`")
     return results
 
