@@ -6,7 +6,7 @@ import json
 import statistics
 from pathlib import Path
 
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text, read_json
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -92,10 +92,7 @@ def results_table(paths: list[Path]) -> str:
 
     rows = []
     for p in paths:
-        try:
-            r = json.loads(Path(p).read_text())
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot read bench result {p}: {e}") from None
+        r = read_json(p, "bench result")
         missing = sorted(ROW_KEYS - set(r)) if isinstance(r, dict) else None
         if missing is None or missing:
             why = f"no {', '.join(missing)}" if missing else "not a JSON object"

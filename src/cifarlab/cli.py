@@ -267,10 +267,9 @@ def _writable_dir(path: str) -> Path:
 
 
 def _read_ablation(path: Path) -> list[dict]:
-    try:
-        results = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read ablation results {path}: {e}") from None
+    from .io import read_json
+
+    results = read_json(path, "ablation results")
     fields = {"variant", "removed", "test_acc"}
     if not isinstance(results, list) or not all(isinstance(r, dict) and fields <= set(r) for r in results):
         raise UserError(f"{path} is not an ablation.json written by `cifarlab ablate`")

@@ -44,13 +44,16 @@ def predict_logits(model, loader, dtype=None, tta: str = "none") -> tuple[torch.
     """Logits (float32, on CPU) and labels for every batch of `loader`; TTA averages log-probabilities."""
     outs, labels = [], []
     for x, y in loader:
-        views = tta_views(x, tta)
-        if len(views) == 1:
-            out = infer(model, x, dtype)
-        else:
-            out = sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in views)
-        outs.append(out.cpu()), labels.append(y.cpu())
+        outs.append(infer_tta(model, x, dtype, tta).cpu()), labels.append(y.cpu())
     return torch.cat(outs), torch.cat(labels)
+
+
+def infer_tta(model, x: torch.Tensor, dtype=None, tta: str = "none") -> torch.Tensor:
+    """Logits of a batch; with TTA, the weighted mean of the views' log-probabilities."""
+    views = tta_views(x, tta)
+    if len(views) == 1:
+        return infer(model, x, dtype)
+    return sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in views)
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor, k: int = 1) -> float:

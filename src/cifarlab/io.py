@@ -1,4 +1,5 @@
-"""Writing files so that a crash, a kill or a full disk never leaves a half-written one behind."""
+"""Writing files so that a crash, a kill or a full disk never leaves a half-written one behind; reading the
+JSON cifarlab wrote so that a damaged file is a one-line error naming it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+from . import UserError
 
 
 def _umask() -> int:
@@ -53,3 +56,13 @@ def atomic_write_json(path: Path, obj) -> None:
 
 def atomic_torch_save(obj, path: Path) -> None:
     _atomic(path, lambda f: torch.save(obj, f))
+
+
+def read_json(path: Path, what: str = "", hint: str = "", lines: bool = False):
+    """A JSON file (or JSON Lines with `lines`), or a UserError naming the file, what it is and what to do."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        return [json.loads(ln) for ln in text.splitlines() if ln] if lines else json.loads(text)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {what + ' ' if what else ''}{path} ({type(e).__name__}: {e}){hint}") from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 
 from . import UserError
 from .data import MEAN, STD
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_bytes, atomic_write_text, read_json
 
 
 def _plt():
@@ -164,13 +163,8 @@ def _load_run(run_dir: Path) -> dict:
 
 
 def _read_json(path: Path, lines: bool = False):
-    try:
-        text = path.read_text()
-        return [json.loads(ln) for ln in text.splitlines() if ln] if lines else json.loads(text)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {path} ({e.__class__.__name__}: {e}); "
-                        f"{'re-run `cifarlab evaluate`' if path.name == 'evaluation.json' else 'leave this run out'}"
-                        ) from None
+    hint = "; re-run `cifarlab evaluate`" if path.name == "evaluation.json" else "; leave this run out"
+    return read_json(path, hint=hint, lines=lines)
 
 
 def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evaluate_missing: bool = True,

@@ -74,10 +74,8 @@ def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tt
     prediction is made the way the run's test accuracy was). With `calibrate`, probabilities are divided by
     the temperature `cifarlab evaluate` fitted, when it did. Returns (results, errors); a bad file does not
     stop the others."""
-    import torch.nn.functional as F
-
     from .checkpoint import model_from_checkpoint
-    from .evaluate import infer, tta_views
+    from .evaluate import infer_tta
     from .hardware import select_device
 
     if top_k < 1:
@@ -96,8 +94,7 @@ def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tt
     probs = []
     for part in torch.stack(tensors).split(chunk) if tensors else []:  # memory stays flat for many images
         x = part.float().div(255).to(next(net.parameters()).device)
-        logits = sum(w * F.log_softmax(infer(net, v), -1) for w, v in tta_views(x, tta))
-        probs.append((logits / (t or 1.0)).softmax(-1).cpu())
+        probs.append((infer_tta(net, x, None, tta) / (t or 1.0)).softmax(-1).cpu())
     k = min(top_k, len(CLASSES))
     for p, row in zip(good, torch.cat(probs) if probs else []):
         top = row.topk(k)
