@@ -33,3 +33,16 @@ def test_results_table_and_readme(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(UserError, match="markers"):
         update_readme(readme, table)
+
+
+def test_results_table_groups_stages_by_machine(tmp_path):
+    paths = []
+    for device, preset in [("cuda (GPU)", "advanced"), ("cpu (x, 2 threads)", "advanced"),
+                           ("cuda (GPU)", "baseline"), ("cpu (x, 2 threads)", "baseline")]:
+        r = aggregate([dict(_summary(0, 0.9, 10), device=device, preset=preset)])
+        paths.append(tmp_path / f"{len(paths)}.bench.json")
+        paths[-1].write_text(json.dumps(r))
+    rows = results_table(paths).splitlines()[2:]
+    assert rows[0].startswith("| baseline | 90.00% | 1 |")  # one seed: no "± 0.00"
+    assert [(row.split("|")[1].strip(), row.split("|")[-2].split(",")[0].strip()) for row in rows] == [
+        ("baseline", "cpu (x"), ("advanced", "cpu (x"), ("baseline", "cuda (GPU)"), ("advanced", "cuda (GPU)")]
