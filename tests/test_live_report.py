@@ -45,6 +45,31 @@ def test_curves_png_written(two_runs):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+def test_curves_redraw_is_throttled_but_ends_current(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import cifarlab.live as live
+
+    monkeypatch.setattr(live, "curves_png", lambda history, title="": f"{len(history)} epochs".encode())
+    run = SimpleNamespace(dir=tmp_path, cfg=SimpleNamespace(name="x"), state=SimpleNamespace(history=[]))
+    drawn = lambda: (tmp_path / "curves.png").read_text()  # noqa: E731
+    plot = CurvesPlot(min_interval=60)
+    for epoch in (1, 2, 3):  # fast epochs: the first is drawn, the next two wait
+        run.state.history.append({"epoch": epoch})
+        plot.on_epoch_end(run, run.state.history[-1])
+    assert drawn() == "1 epochs"
+    plot.on_train_end(run, {})
+    assert drawn() == "3 epochs"
+    every = CurvesPlot(min_interval=0)  # slow epochs (a CPU's): every one is drawn
+    run.state.history.append({"epoch": 4})
+    every.on_epoch_end(run, run.state.history[-1])
+    assert drawn() == "4 epochs"
+    run.state.history.append({"epoch": 5})
+    plot.on_epoch_end(run, run.state.history[-1])
+    plot.on_interrupt(run, "SIGINT")
+    assert drawn() == "5 epochs"
+
+
 def test_terminal_view_plain_lines(tiny_data, tmp_path):
     from rich.console import Console
 

@@ -190,10 +190,33 @@ class TensorBoardLogger:
 
 
 class CurvesPlot:
-    """Rewrites `curves.png` (loss, accuracy, lr) after every epoch: any image viewer shows it live."""
+    """Rewrites `curves.png` (loss, accuracy, lr) after every epoch: any image viewer shows it live.
+
+    A redraw costs ~0.3 s of matplotlib, nothing beside a CPU epoch but a third of a GPU's (an H100 trains
+    the advanced preset in ~0.5 s an epoch), so epochs ending within `min_interval` seconds of the last
+    redraw skip it; the final state is always drawn, at the end of training or on an interrupt.
+    """
+
+    def __init__(self, min_interval: float = 2.0):
+        self.min_interval = min_interval
+        self._drawn_at = float("-inf")
+        self._stale = False
 
     def on_epoch_end(self, run, record):
+        self._stale = True
+        if time.perf_counter() - self._drawn_at >= self.min_interval:
+            self._draw(run)
+
+    def on_train_end(self, run, summary):
+        if self._stale:
+            self._draw(run)
+
+    def on_interrupt(self, run, signal):
+        self.on_train_end(run, None)
+
+    def _draw(self, run):
         atomic_write_bytes(run.dir / "curves.png", curves_png(run.state.history, run.cfg.name))
+        self._drawn_at, self._stale = time.perf_counter(), False
 
 
 def curves_figure(history: list[dict], title: str = ""):
@@ -219,7 +242,8 @@ def curves_figure(history: list[dict], title: str = ""):
     for a in ax:
         a.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
+    # fixed margins: tight_layout measured every tick label again and took a third of each redraw
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.84, wspace=0.22)
     return fig
 
 
