@@ -101,7 +101,7 @@ def results_table(paths: list[Path]) -> str:
             raise UserError(f"{p} is not a bench result written by `cifarlab bench` ({why})")
         rows.append(r)
     order = {"baseline": 0, "intermediate": 1, "advanced": 2}
-    rows.sort(key=lambda r: (r["device"], order.get(r["preset"], 9)))  # one block of stages per machine
+    rows.sort(key=lambda r: (str(r["device"]), order.get(r["preset"], 9)))  # one block of stages per machine
     return table_header() + "\n".join(markdown_row(r) for r in rows)
 
 
