@@ -192,7 +192,7 @@ class TensorBoardLogger:
 class CurvesPlot:
     """Rewrites `curves.png` (loss, accuracy, lr) after every epoch: any image viewer shows it live.
 
-    A redraw costs ~0.3 s of matplotlib, nothing beside a CPU epoch but a third of a GPU's (an H100 trains
+    A redraw costs ~0.3 s of matplotlib: nothing beside a CPU epoch, but over half a GPU one (an H100 trains
     the advanced preset in ~0.5 s an epoch), so epochs ending within `min_interval` seconds of the last
     redraw skip it; the final state is always drawn, at the end of training or on an interrupt.
     """
