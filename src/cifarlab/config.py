@@ -195,8 +195,9 @@ def _coerce(f, value, key):
 
 
 def validate(cfg: Config) -> None:
-    flat = flatten(cfg.to_dict())
-    for key, value in _leaves(cfg.to_dict()):
+    tree = cfg.to_dict()
+    flat = flatten(tree)
+    for key, value in _leaves(tree):
         # nan slips through every range check below (all comparisons are false) and inf trains to nan
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"bad value for '{key}': {value}; must be a finite number")
