@@ -229,3 +229,17 @@ def test_fp16_uses_grad_scaler_path(tiny_cfg, tmp_path):
     x, y = next(run.train_loader.epoch(0))
     loss, correct = run._step(x, y)
     assert torch.isfinite(loss) and 0 <= int(correct) <= len(y)
+
+
+def test_cpu_description_names_the_vector_unit(monkeypatch):
+    from cifarlab import hardware
+
+    flags = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma"
+    assert hardware.cpu_vector_isa(flags) == "AVX2"
+    assert hardware.cpu_vector_isa(flags + " avx512f avx512bw avx512_bf16") == "AVX-512 BF16"
+    assert hardware.cpu_vector_isa(flags + " avx512f") == "AVX-512"
+    assert hardware.cpu_vector_isa("flags : fpu sse2") == ""
+    monkeypatch.setattr(hardware, "_cpuinfo", lambda: flags)
+    desc = hardware.device_description(torch.device("cpu"))
+    assert desc == f"cpu (AMD EPYC, {torch.get_num_threads()} threads, AVX2)"
+    assert not hardware.cpu_has_native_bf16()
