@@ -41,7 +41,7 @@ def _cpuinfo() -> str:
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
     flags = _cpuinfo()
-    if " avx512_bf16" in flags or " amx_bf16" in flags:
+    if cpu_vector_isa(flags) in ("AMX", "AVX-512 BF16"):
         return True
     return platform.machine() in ("arm64", "aarch64") and " bf16" in flags
 
