@@ -31,7 +31,8 @@ bench: setup
 	$(MAKE) results
 
 results: setup
-	$(VENV)/bin/cifarlab results results/*.bench.json $(wildcard results/h100/*.bench.json) --readme README.md
+	$(VENV)/bin/cifarlab results results/*.bench.json $(wildcard results/avx2/*.bench.json) \
+	  $(wildcard results/h100/*.bench.json) --readme README.md
 
 # The comparison report (evaluation, McNemar, robustness, calibration) of the benchmark runs (~7 min).
 report: setup
