@@ -3,14 +3,16 @@ import json
 import pytest
 
 from cifarlab import UserError
-from cifarlab.bench import START, END, aggregate, results_table, update_readme
+from cifarlab.bench import START, END, aggregate, bench, results_table, update_readme
+
+from conftest import TINY
 
 
 def _summary(seed, acc, wall, reached=None):
     return {"preset": "advanced", "seed": seed, "test_acc": acc, "wall_time_s": wall, "train_img_per_s": 500.0,
             "time_to_val_acc": {"90": reached, "93": None, "94": None}, "epochs": 9, "epochs_trained": 8.5, "tta": "flip_translate",
             "params": 2_000_000, "flops_per_image": 236_000_000, "device": "cpu (x, 2 threads)", "dtype": "bf16",
-            "torch": "2.13.0"}
+            "torch": "2.13.0", "n_train": 45000, "n_val": 5000}
 
 
 def test_aggregate_mean_std():
@@ -24,7 +26,7 @@ def test_results_table_and_readme(tmp_path):
     r = aggregate([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7)])
     (tmp_path / "advanced.bench.json").write_text(json.dumps(r))
     table = results_table([tmp_path / "advanced.bench.json"])
-    assert "| advanced | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | 8,7 / - / - |" in table
+    assert "| advanced | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | 45,000 / 5,000 | 8,7 / - / - |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{START}\nold\n{END}\nafter\n")
     update_readme(readme, table)
@@ -46,3 +48,29 @@ def test_results_table_groups_stages_by_machine(tmp_path):
     assert rows[0].startswith("| baseline | 90.00% | 1 |")  # one seed: no "± 0.00"
     assert [(row.split("|")[1].strip(), row.split("|")[-2].split(",")[0].strip()) for row in rows] == [
         ("baseline", "cpu (x"), ("advanced", "cpu (x"), ("baseline", "cuda (GPU)"), ("advanced", "cuda (GPU)")]
+
+
+def test_results_table_names_overrides_and_split(tmp_path):
+    """A variant made with --set says so, shows its split, and follows its preset's row."""
+    full = aggregate([dict(_summary(0, 0.94, 900), n_train=50000, n_val=0, epochs_trained=10)])
+    full["overrides"] = ["data.val_size=0"]
+    preset = aggregate([_summary(0, 0.935, 800)])
+    old = dict(preset, preset="baseline")  # written before the split keys: read from its runs
+    del old["train_images"], old["val_images"]
+    for name, r in [("a", full), ("b", preset), ("c", old)]:
+        (tmp_path / f"{name}.bench.json").write_text(json.dumps(r))
+    rows = results_table(sorted(tmp_path.glob("*.bench.json"))).splitlines()[2:]
+    assert [row.split("|")[1].strip() for row in rows] == ["baseline", "advanced", "advanced (data.val_size=0)"]
+    assert [row.split("|")[7].strip() for row in rows] == ["45,000 / 5,000", "45,000 / 5,000", "50,000 / 0"]
+
+
+def test_bench_end_to_end(tiny_data, tmp_path):
+    """Two seeds of a preset with --set overrides: one JSON and one Markdown row that name them."""
+    overrides = TINY + [f"data.dir={tiny_data}", "data.val_size=0"]
+    r = bench("baseline", 2, overrides, out=str(tmp_path), epochs=1, quiet=True)
+    saved = json.loads((tmp_path / "baseline.bench.json").read_text())
+    assert saved["seeds"] == [0, 1] and saved["overrides"] == overrides and len(saved["runs"]) == 2
+    assert (saved["train_images"], saved["val_images"]) == (500, 0) and saved["epochs"] == 1
+    assert saved["test_acc"] == r["test_acc"] and all(0 <= a <= 1 for a in saved["test_acc"])
+    row = (tmp_path / "baseline.bench.md").read_text().splitlines()[-1]
+    assert row.startswith("| baseline (data.val_size=50, ") and "| 500 / 0 |" in row

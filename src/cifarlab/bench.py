@@ -33,6 +33,7 @@ def bench(preset: str, seeds: int, overrides=(), data=None, out="runs/bench", ep
         summary["run_dir"] = str(run_dir)
         summaries.append(summary)
     result = aggregate(summaries)
+    result["overrides"] = list(overrides)  # a row made with --set must not pass for the preset itself
     out_dir = Path(out)
     atomic_write_json(out_dir / f"{result['preset']}.bench.json", result)
     atomic_write_text(out_dir / f"{result['preset']}.bench.md", table_header() + markdown_row(result) + "\n")
@@ -53,7 +54,7 @@ def aggregate(summaries: list[dict]) -> dict:
         "wall_time_mean_s": _mean_std(wall)[0], "wall_time_std_s": _mean_std(wall)[1], "wall_time_max_s": max(wall),
         # epochs' worth of steps (8.5, not the 9 epochs begun); summaries before that field had whole epochs
         "train_img_per_s_mean": _mean_std(ips)[0], "epochs": first.get("epochs_trained", first["epochs"]),
-        "tta": first["tta"],
+        "tta": first["tta"], "train_images": first.get("n_train"), "val_images": first.get("n_val"),
         "params": first["params"], "flops_per_image": first["flops_per_image"],
         "time_to_val_acc_epochs": tta, "device": first["device"], "dtype": first["dtype"],
         "torch": first["torch"], "runs": summaries,
@@ -61,9 +62,9 @@ def aggregate(summaries: list[dict]) -> dict:
 
 
 def table_header() -> str:
-    return ("| stage | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | "
+    return ("| stage | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | train / val images | "
             "epoch reaching val 90 / 93 / 94% | params | MFLOPs/img | TTA | hardware |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 
 
 def _time_to(r: dict) -> str:
@@ -80,12 +81,20 @@ ROW_KEYS = {"preset", "test_acc_mean", "test_acc_std", "seeds", "wall_time_mean_
             "dtype"}
 
 
+def _split(r: dict) -> tuple[int | None, int | None]:
+    """Training and validation images of a bench result (results written before these keys: from its runs)."""
+    first = (r.get("runs") or [{}])[0]
+    return r.get("train_images", first.get("n_train")), r.get("val_images", first.get("n_val"))
+
+
 def markdown_row(r: dict) -> str:
     # one seed has no spread to show: "± 0.00" would claim one
     spread = f" ± {100 * r['test_acc_std']:.2f}" if len(r["seeds"]) > 1 else ""
-    return (f"| {r['preset']} | {100 * r['test_acc_mean']:.2f}%{spread} | {len(r['seeds'])} | "
+    stage = r["preset"] + (f" ({', '.join(r['overrides'])})" if r.get("overrides") else "")
+    split = " / ".join("?" if n is None else f"{n:,}" for n in _split(r))
+    return (f"| {stage} | {100 * r['test_acc_mean']:.2f}%{spread} | {len(r['seeds'])} | "
             f"{r['wall_time_mean_s']:.0f} s (max {r['wall_time_max_s']:.0f}) | {r['train_img_per_s_mean']:.0f} | "
-            f"{round(float(r['epochs']), 2):g} | {_time_to(r)} | {r['params'] / 1e6:.2f}M | {r['flops_per_image'] / 1e6:.0f} | "
+            f"{round(float(r['epochs']), 2):g} | {split} | {_time_to(r)} | {r['params'] / 1e6:.2f}M | {r['flops_per_image'] / 1e6:.0f} | "
             f"{r['tta']} | {r['device']}, {r['dtype']} |")
 
 
@@ -101,7 +110,8 @@ def results_table(paths: list[Path]) -> str:
             raise UserError(f"{p} is not a bench result written by `cifarlab bench` ({why})")
         rows.append(r)
     order = {"baseline": 0, "intermediate": 1, "advanced": 2}
-    rows.sort(key=lambda r: (str(r["device"]), order.get(r["preset"], 9)))  # one block of stages per machine
+    # one block of stages per machine; a preset's variants (more images, more epochs) after it
+    rows.sort(key=lambda r: (str(r["device"]), order.get(r["preset"], 9), _split(r)[0] or 0, float(r["epochs"])))
     return table_header() + "\n".join(markdown_row(r) for r in rows)
 
 
