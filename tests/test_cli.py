@@ -154,11 +154,17 @@ def test_damaged_result_files_are_one_line_errors(tmp_path, capsys):
     (run / "summary.json").write_text('{"preset": "baseline", "test_acc":')  # truncated
     (tmp_path / "partial.bench.json").write_text('{"preset": "baseline", "test_acc_mean": 0.7}')
     (tmp_path / "list.bench.json").write_text("[1, 2]")
+    typed = {k: 1 for k in ("seeds", "wall_time_mean_s", "wall_time_max_s", "train_img_per_s_mean", "epochs",
+                            "params", "flops_per_image", "test_acc_std")}
+    typed.update(preset="baseline", test_acc_mean="high", time_to_val_acc_epochs={}, tta="none", device="cpu",
+                 dtype="fp32")
+    (tmp_path / "typed.bench.json").write_text(json.dumps(typed))
     (tmp_path / "ablation.json").write_text('[{"variant": "full"}]')
     cases = [
         (["compare", str(run), "--out", str(tmp_path / "rep")], f"cannot read {run / 'summary.json'} (JSONDecodeError"),
         (["results", str(tmp_path / "partial.bench.json")], "is not a bench result written by `cifarlab bench` (no dev"),
         (["results", str(tmp_path / "list.bench.json")], "(not a JSON object)"),
+        (["results", str(tmp_path / "typed.bench.json")], "is not a bench result written by `cifarlab bench` (bad value"),
         (["compare", str(run), "--ablation", str(tmp_path / "ablation.json"), "--out", str(tmp_path / "rep")],
          "is not an ablation.json written by `cifarlab ablate`"),
     ]

@@ -108,11 +108,14 @@ def results_table(paths: list[Path]) -> str:
         if missing is None or missing:
             why = f"no {', '.join(missing)}" if missing else "not a JSON object"
             raise UserError(f"{p} is not a bench result written by `cifarlab bench` ({why})")
-        rows.append(r)
+        try:  # a hand-edited file: a value of the wrong type
+            rows.append((r, markdown_row(r), float(r["epochs"])))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise UserError(f"{p} is not a bench result written by `cifarlab bench` (bad value: {e})") from None
     order = {"baseline": 0, "intermediate": 1, "advanced": 2}
     # one block of stages per machine; a preset's variants (more images, more epochs) after it
-    rows.sort(key=lambda r: (str(r["device"]), order.get(r["preset"], 9), _split(r)[0] or 0, float(r["epochs"])))
-    return table_header() + "\n".join(markdown_row(r) for r in rows)
+    rows.sort(key=lambda x: (str(x[0]["device"]), order.get(x[0]["preset"], 9), _split(x[0])[0] or 0, x[2]))
+    return table_header() + "\n".join(row for _, row, _ in rows)
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
