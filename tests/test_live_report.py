@@ -133,6 +133,7 @@ def test_report_sections(report):
     assert html.count("data:image/png;base64,") == 4  # curves, per-class, robustness, calibration: embedded
     md = md_path.read_text()
     assert "| baseline |" in md and "| intermediate |" in md and "## McNemar tests" in md and "-5.00" in md
+    assert "% ± 0.00" not in md  # one run of each preset: no spread claimed
 
 
 def test_report_in_headless_chromium(report, tmp_path):

@@ -192,9 +192,10 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
     for preset, rs in groups.items():
         accs = [r["summary"]["test_acc"] for r in rs]
         walls = [r["summary"]["wall_time_s"] for r in rs]
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        # one run has no spread to show: "± 0.00" would claim one
+        spread = f" ± {100 * statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
         s0 = rs[0]["summary"]
-        rows.append([preset, str(len(rs)), f"{100 * statistics.fmean(accs):.2f}% ± {100 * sd:.2f}",
+        rows.append([preset, str(len(rs)), f"{100 * statistics.fmean(accs):.2f}%{spread}",
                      f"{statistics.fmean(walls):.0f} s", f"{s0['params'] / 1e6:.2f}M",
                      f"{s0['flops_per_image'] / 1e6:.0f}", s0["tta"], s0["device"]])
     header = ["preset", "runs", "test acc (mean ± std)", "wall time", "params", "MFLOPs/img", "TTA", "device"]
@@ -223,7 +224,7 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
                    width, label=n)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(classes))], classes)
         ax.set(ylabel="accuracy (%)", title="per-class test accuracy")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: inside, it hides bars
         ax.grid(alpha=0.3, axis="y")
         sections.append(("Per-class accuracy", "", [fig_png(fig)]))
         pc_rows = [[c] + [f"{100 * e['per_class_acc'][c]:.1f}%" for _, e in evals] for c in classes]
