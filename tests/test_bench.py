@@ -50,10 +50,17 @@ def test_results_table_groups_stages_by_machine(tmp_path):
         ("baseline", "cpu (x"), ("advanced", "cpu (x"), ("baseline", "cuda (GPU)"), ("advanced", "cuda (GPU)")]
 
 
+def _write(path, r):
+    path.write_text(json.dumps(r))
+    return path
+
+
 def test_results_table_names_overrides_and_split(tmp_path):
     """A variant made with --set says so, shows its split, and follows its preset's row."""
     full = aggregate([dict(_summary(0, 0.94, 900), n_train=50000, n_val=0, epochs_trained=10)])
     full["overrides"] = ["data.val_size=0"]
+    piped = dict(full, overrides=["model.name=a|b"], device="other")
+    assert "| advanced (model.name=a\\|b) |" in results_table([_write(tmp_path / "p.json", piped)])
     preset = aggregate([_summary(0, 0.935, 800)])
     old = dict(preset, preset="baseline")  # written before the split keys: read from its runs
     del old["train_images"], old["val_images"]

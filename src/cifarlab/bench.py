@@ -91,6 +91,7 @@ def markdown_row(r: dict) -> str:
     # one seed has no spread to show: "± 0.00" would claim one
     spread = f" ± {100 * r['test_acc_std']:.2f}" if len(r["seeds"]) > 1 else ""
     stage = r["preset"] + (f" ({', '.join(r['overrides'])})" if r.get("overrides") else "")
+    stage = stage.replace("|", "\\|")  # a value with a pipe must not split the Markdown row
     split = " / ".join("?" if n is None else f"{n:,}" for n in _split(r))
     return (f"| {stage} | {100 * r['test_acc_mean']:.2f}%{spread} | {len(r['seeds'])} | "
             f"{r['wall_time_mean_s']:.0f} s (max {r['wall_time_max_s']:.0f}) | {r['train_img_per_s_mean']:.0f} | "
