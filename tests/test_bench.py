@@ -64,9 +64,8 @@ def test_results_table_names_overrides_and_split(tmp_path):
     preset = aggregate([_summary(0, 0.935, 800)])
     old = dict(preset, preset="baseline")  # written before the split keys: read from its runs
     del old["train_images"], old["val_images"]
-    for name, r in [("a", full), ("b", preset), ("c", old)]:
-        (tmp_path / f"{name}.bench.json").write_text(json.dumps(r))
-    rows = results_table(sorted(tmp_path.glob("*.bench.json"))).splitlines()[2:]
+    paths = [_write(tmp_path / f"{name}.bench.json", r) for name, r in [("a", full), ("b", preset), ("c", old)]]
+    rows = results_table(paths).splitlines()[2:]
     assert [row.split("|")[1].strip() for row in rows] == ["baseline", "advanced", "advanced (data.val_size=0)"]
     assert [row.split("|")[7].strip() for row in rows] == ["45,000 / 5,000", "45,000 / 5,000", "50,000 / 0"]
 

@@ -9,8 +9,13 @@ from pathlib import Path
 from .io import atomic_write_json, atomic_write_text, read_json
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def accuracy_cell(mean: float, std: float, n: int) -> str:
+    """Mean test accuracy of n seeds in percent, with their std; one seed has no spread ("± 0.00" would claim one)."""
+    return f"{100 * mean:.2f}%" + (f" ± {100 * std:.2f}" if n > 1 else "")
 
 
 def bench(preset: str, seeds: int, overrides=(), data=None, out="runs/bench", epochs=None, device=None,
@@ -50,10 +55,10 @@ def aggregate(summaries: list[dict]) -> dict:
     tta = {k: [s["time_to_val_acc"].get(k) for s in summaries] for k in first["time_to_val_acc"]}
     return {
         "preset": first["preset"], "seeds": [s["seed"] for s in summaries],
-        "test_acc_mean": _mean_std(acc)[0], "test_acc_std": _mean_std(acc)[1], "test_acc": acc,
-        "wall_time_mean_s": _mean_std(wall)[0], "wall_time_std_s": _mean_std(wall)[1], "wall_time_max_s": max(wall),
+        "test_acc_mean": mean_std(acc)[0], "test_acc_std": mean_std(acc)[1], "test_acc": acc,
+        "wall_time_mean_s": mean_std(wall)[0], "wall_time_std_s": mean_std(wall)[1], "wall_time_max_s": max(wall),
         # epochs' worth of steps (8.5, not the 9 epochs begun); summaries before that field had whole epochs
-        "train_img_per_s_mean": _mean_std(ips)[0], "epochs": first.get("epochs_trained", first["epochs"]),
+        "train_img_per_s_mean": mean_std(ips)[0], "epochs": first.get("epochs_trained", first["epochs"]),
         "tta": first["tta"], "train_images": first.get("n_train"), "val_images": first.get("n_val"),
         "params": first["params"], "flops_per_image": first["flops_per_image"],
         "time_to_val_acc_epochs": tta, "device": first["device"], "dtype": first["dtype"],
@@ -88,12 +93,10 @@ def _split(r: dict) -> tuple[int | None, int | None]:
 
 
 def markdown_row(r: dict) -> str:
-    # one seed has no spread to show: "± 0.00" would claim one
-    spread = f" ± {100 * r['test_acc_std']:.2f}" if len(r["seeds"]) > 1 else ""
     stage = r["preset"] + (f" ({', '.join(r['overrides'])})" if r.get("overrides") else "")
     stage = stage.replace("|", "\\|")  # a value with a pipe must not split the Markdown row
     split = " / ".join("?" if n is None else f"{n:,}" for n in _split(r))
-    return (f"| {stage} | {100 * r['test_acc_mean']:.2f}%{spread} | {len(r['seeds'])} | "
+    return (f"| {stage} | {accuracy_cell(r['test_acc_mean'], r['test_acc_std'], len(r['seeds']))} | {len(r['seeds'])} | "
             f"{r['wall_time_mean_s']:.0f} s (max {r['wall_time_max_s']:.0f}) | {r['train_img_per_s_mean']:.0f} | "
             f"{round(float(r['epochs']), 2):g} | {split} | {_time_to(r)} | {r['params'] / 1e6:.2f}M | {r['flops_per_image'] / 1e6:.0f} | "
             f"{r['tta']} | {r['device']}, {r['dtype']} |")
@@ -102,6 +105,7 @@ def markdown_row(r: dict) -> str:
 def results_table(paths: list[Path]) -> str:
     from . import UserError
 
+    order = {"baseline": 0, "intermediate": 1, "advanced": 2}
     rows = []
     for p in paths:
         r = read_json(p, "bench result")
@@ -110,13 +114,13 @@ def results_table(paths: list[Path]) -> str:
             why = f"no {', '.join(missing)}" if missing else "not a JSON object"
             raise UserError(f"{p} is not a bench result written by `cifarlab bench` ({why})")
         try:  # a hand-edited file: a value of the wrong type
-            rows.append((r, markdown_row(r), float(r["epochs"])))
+            # one block of stages per machine; a preset's variants (more images, more epochs) after it
+            key = (str(r["device"]), order.get(r["preset"], 9), _split(r)[0] or 0, float(r["epochs"]))
+            rows.append((key, markdown_row(r)))
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise UserError(f"{p} is not a bench result written by `cifarlab bench` (bad value: {e})") from None
-    order = {"baseline": 0, "intermediate": 1, "advanced": 2}
-    # one block of stages per machine; a preset's variants (more images, more epochs) after it
-    rows.sort(key=lambda x: (str(x[0]["device"]), order.get(x[0]["preset"], 9), _split(x[0])[0] or 0, x[2]))
-    return table_header() + "\n".join(row for _, row, _ in rows)
+    rows.sort(key=lambda kr: kr[0])
+    return table_header() + "\n".join(row for _, row in rows)
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -170,6 +170,7 @@ def _read_json(path: Path, lines: bool = False):
 def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evaluate_missing: bool = True,
             ablation: list[dict] | None = None) -> tuple[Path, Path]:
     """Write report.html (figures embedded) and report.md comparing the runs."""
+    from .bench import accuracy_cell, mean_std
     from .data import recorded_source
     from .evaluate import evaluate_run, mcnemar
 
@@ -192,10 +193,8 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
     for preset, rs in groups.items():
         accs = [r["summary"]["test_acc"] for r in rs]
         walls = [r["summary"]["wall_time_s"] for r in rs]
-        # one run has no spread to show: "± 0.00" would claim one
-        spread = f" ± {100 * statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
         s0 = rs[0]["summary"]
-        rows.append([preset, str(len(rs)), f"{100 * statistics.fmean(accs):.2f}%{spread}",
+        rows.append([preset, str(len(rs)), accuracy_cell(*mean_std(accs), len(accs)),
                      f"{statistics.fmean(walls):.0f} s", f"{s0['params'] / 1e6:.2f}M",
                      f"{s0['flops_per_image'] / 1e6:.0f}", s0["tta"], s0["device"]])
     header = ["preset", "runs", "test acc (mean ± std)", "wall time", "params", "MFLOPs/img", "TTA", "device"]
