@@ -103,6 +103,21 @@ def test_bad_input_one_line_error(args, code, msg, capsys):
     assert msg in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_config_file_errors(tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("model: {}\n")
+    folder = tmp_path / "dir.yaml"
+    folder.mkdir()
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00model")
+    for path, msg in [(text, "is not a YAML config (.yaml or .yml)"),
+                      (tmp_path / "missing.yaml", "no config file at"),
+                      (folder, "cannot read the config"), (binary, "cannot read the config")]:
+        assert main(["train", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and str(path) in err and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_console_script_subprocess(tiny_data, tmp_path):
     env = {**os.environ, "CIFAR10_DIR": str(tiny_data)}
     r = subprocess.run([sys.executable, "-m", "cifarlab.cli", "train", "nosuch"], capture_output=True, text=True, env=env)

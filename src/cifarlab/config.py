@@ -132,15 +132,25 @@ def list_presets() -> dict[str, str]:
 
 def load_preset(name_or_path: str) -> Config:
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.exists()):
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
+    is_yaml = path.suffix in (".yaml", ".yml")
+    if not (is_yaml and path.exists()):
+        preset = PRESET_DIR / f"{name_or_path}.yaml"
+        if not preset.exists():
             names = ", ".join(list_presets())
+            if is_yaml:
+                raise ConfigError(f"no config file at {path}: check the path, or use a preset ({names})")
+            if path.is_file():
+                raise ConfigError(f"{path} is not a YAML config (.yaml or .yml): give a preset ({names}) "
+                                  "or a YAML file")
             raise ConfigError(f"unknown preset '{name_or_path}': choose one of {names}, or give a path to a YAML file")
+        path = preset
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the config {path} ({getattr(e, 'strerror', None) or e}): "
+                          "give a readable YAML file") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)
