@@ -51,6 +51,9 @@ def test_ece_by_hand():
     assert sum(b["count"] for b in cal["bins"]) == 2
     perfect = calibration(torch.tensor([[1.0, 0.0]] * 4), torch.tensor([0] * 4))
     assert perfect["ece"] == pytest.approx(0.0)
+    # bins are (lo, hi]: a confidence of exactly 0.5 belongs to (0.4, 0.5], not (0.5, 0.6]
+    edge = calibration(torch.tensor([[0.5, 0.5, 0.0]]), torch.tensor([0]), bins=10)["bins"]
+    assert edge[4]["count"] == 1 and edge[5]["count"] == 0
 
 
 def test_temperature_scaling_recovers_the_true_temperature():

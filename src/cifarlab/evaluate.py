@@ -101,7 +101,7 @@ def calibration(probs: torch.Tensor, y: torch.Tensor, bins: int = 15) -> dict:
     conf, pred = probs.max(-1)
     correct = (pred == y).double()
     edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    which = torch.bucketize(conf.double(), edges[1:-1], right=True)  # bin i holds (edges[i], edges[i+1]]
+    which = torch.bucketize(conf.double(), edges[1:-1])  # bin i holds (edges[i], edges[i+1]] (Guo et al.)
     ece, table = 0.0, []
     for b in range(bins):
         m = which == b
