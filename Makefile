@@ -34,8 +34,8 @@ results: setup
 	$(VENV)/bin/cifarlab results results/*.bench.json $(wildcard results/avx2/*.bench.json) \
 	  $(wildcard results/h100/*.bench.json) --readme README.md
 
-# The comparison report (evaluation, McNemar, robustness, calibration) of the runs in results/runs/ (8.5 min for
-# six runs on the 2-core AVX2 machine; runs already evaluated are not evaluated again).
+# The comparison report (evaluation, McNemar, robustness, calibration) of the runs in results/runs/ (about 19 min
+# for nine runs on the 2-core AVX2 machine; runs already evaluated are not evaluated again).
 report: setup
 	$(VENV)/bin/cifarlab compare $(wildcard results/runs/*-baseline) $(wildcard results/runs/*-intermediate) \
 	  $(wildcard results/runs/*-advanced) --out results/report

@@ -8,6 +8,7 @@ from PIL import Image
 from cifarlab import corruptions
 from cifarlab.evaluate import (calibration, confusion_matrix, fit_temperature, infer, mcnemar, per_class_accuracy,
                                precision_recall_f1, temperature_scaling, tta_views, wilson_interval)
+from cifarlab.report import p_value_cell
 
 
 def test_confusion_precision_recall_f1_by_hand():
@@ -76,6 +77,10 @@ def test_mcnemar_by_hand():
     assert same["p_value"] == 1.0
     big = mcnemar(torch.tensor([True] * 600 + [False] * 400), torch.tensor([False] * 600 + [True] * 400))
     assert 0 < big["p_value"] < 1e-8  # 600 vs 400 disagreements: clearly different, and no overflow
+    # 2,200 vs 140 (the baseline against the advanced net) underflows a double: the report bounds it
+    huge = mcnemar(torch.tensor([True] * 2200 + [False] * 140), torch.tensor([False] * 2200 + [True] * 140))
+    assert huge["p_value"] == 0.0 and p_value_cell(huge["p_value"]) == "< 1e-300"
+    assert p_value_cell(big["p_value"]) == f"{big['p_value']:.3g}" and p_value_cell(0.189) == "0.189"
 
 
 def test_wilson_interval_by_hand():

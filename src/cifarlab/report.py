@@ -16,6 +16,11 @@ from .data import MEAN, STD
 from .io import atomic_write_bytes, atomic_write_text, read_json
 
 
+def p_value_cell(p: float) -> str:
+    """A p-value too small for a double underflows to 0.0, which would read as impossible: bound it instead."""
+    return "< 1e-300" if p < 1e-300 else f"{p:.3g}"
+
+
 def _plt():
     import matplotlib
 
@@ -238,7 +243,7 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
                 ca = torch.tensor(ea["test_pred"]) == y
                 cb = torch.tensor(eb["test_pred"]) == y
                 t = mcnemar(ca, cb)
-                mc_rows.append([na, nb, str(t["a_only"]), str(t["b_only"]), f"{t['p_value']:.3g}",
+                mc_rows.append([na, nb, str(t["a_only"]), str(t["b_only"]), p_value_cell(t["p_value"]),
                                 "yes" if t["p_value"] < 0.05 else "no"])
         mc_header = ["model A", "model B", "only A right", "only B right", "p-value", "differ (p<0.05)"]
         sections.append(("McNemar tests", _html_table(mc_header, mc_rows) if mc_rows else "<p>one model only</p>", []))
