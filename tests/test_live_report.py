@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from cifarlab.config import apply_overrides, load_preset
 from cifarlab.evaluate import evaluate_run
@@ -204,3 +205,22 @@ def test_board_serves_tensorboard_on_loopback(two_runs):
         proc.wait(timeout=30)
     with pytest.raises(OSError):  # the TensorBoard server went down with `cifarlab board`, port released
         urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=2)
+
+
+def test_robustness_clean_reference_is_one_view_like_the_corrupted_images(two_runs, tiny_data, monkeypatch):
+    import cifarlab.evaluate as ev
+
+    real = ev.predict_logits
+
+    def tta_always_wrong(model, loader, dtype=None, tta="none"):
+        logits, y = real(model, loader, dtype, "none")
+        if tta != "none":  # make the TTA views disagree with the single view, so a mix-up shows
+            logits = torch.nn.functional.one_hot((y + 1) % 10, 10).float()
+        return logits, y
+
+    monkeypatch.setattr(ev, "predict_logits", tta_always_wrong)
+    res = evaluate_run(str(two_runs[1]), data_path=str(tiny_data), tta="flip_translate", robustness_n=100,
+                       write=False, figures=False, speed=False)
+    assert res["test_acc"] == 0 and res["without_tta"]["test_acc"] > 0.3
+    assert res["robustness"]["n"] == 100  # the whole tiny test set: both accuracies cover the same images
+    assert res["robustness"]["clean_acc_same_images"] == pytest.approx(res["without_tta"]["test_acc"])

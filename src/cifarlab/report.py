@@ -251,12 +251,13 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
 
         # 4. robustness and calibration
         robs = [(n, e["robustness"]) for n, e in evals if e.get("robustness")]
+        rob_header = ["model", "mean corruption acc", "clean acc (same images, one view)"]
         if robs:
             rob_rows = [[n, f"{100 * r['mean_corruption_acc']:.2f}%", f"{100 * r['clean_acc_same_images']:.2f}%"]
                         for n, r in robs]
-            sections.append(("Robustness", _html_table(["model", "mean corruption acc", "clean acc"], rob_rows),
+            sections.append(("Robustness", _html_table(rob_header, rob_rows),
                              [fig_png(robustness_figure(robs))]))
-            md += ["## Robustness", "", _md_table(["model", "mean corruption acc", "clean acc"], rob_rows), ""]
+            md += ["## Robustness", "", _md_table(rob_header, rob_rows), ""]
         cal_header = ["model", "ECE", "temperature T (fitted on val)", "ECE at T"]
         cal_rows = [[n, f"{100 * e['calibration']['ece']:.2f}%", *_temperature_cells(e)] for n, e in evals]
         sections.append(("Calibration", _html_table(cal_header, cal_rows),
