@@ -53,12 +53,14 @@ def aggregate(summaries: list[dict]) -> dict:
     ips = [s["train_img_per_s"] for s in summaries]
     first = summaries[0]
     tta = {k: [s["time_to_val_acc"].get(k) for s in summaries] for k in first["time_to_val_acc"]}
+    acc_mean, acc_std = mean_std(acc)
+    wall_mean, wall_std = mean_std(wall)
     return {
         "preset": first["preset"], "seeds": [s["seed"] for s in summaries],
-        "test_acc_mean": mean_std(acc)[0], "test_acc_std": mean_std(acc)[1], "test_acc": acc,
-        "wall_time_mean_s": mean_std(wall)[0], "wall_time_std_s": mean_std(wall)[1], "wall_time_max_s": max(wall),
+        "test_acc_mean": acc_mean, "test_acc_std": acc_std, "test_acc": acc,
+        "wall_time_mean_s": wall_mean, "wall_time_std_s": wall_std, "wall_time_max_s": max(wall),
         # epochs' worth of steps (8.5, not the 9 epochs begun); summaries before that field had whole epochs
-        "train_img_per_s_mean": mean_std(ips)[0], "epochs": first.get("epochs_trained", first["epochs"]),
+        "train_img_per_s_mean": statistics.fmean(ips), "epochs": first.get("epochs_trained", first["epochs"]),
         "tta": first["tta"], "train_images": first.get("n_train"), "val_images": first.get("n_val"),
         "params": first["params"], "flops_per_image": first["flops_per_image"],
         "time_to_val_acc_epochs": tta, "device": first["device"], "dtype": first["dtype"],

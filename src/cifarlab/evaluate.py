@@ -285,6 +285,7 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
     classes = data.classes
     logits, y = predict_logits(model, loader, dtype, tta)
     res = {"checkpoint": ckpt["path"], "preset": cfg.name, "tta": tta, **classification_metrics(logits, y, classes)}
+    plain = logits  # one view per image: the corruption benchmark's clean reference
     if tta != "none":
         plain, _ = predict_logits(model, loader, dtype, "none")
         res["without_tta"] = {k: v for k, v in classification_metrics(plain, y, classes).items()
@@ -300,9 +301,7 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
         n = min(robustness_n, len(y))
         idx = torch.arange(len(y))[:: max(1, len(y) // n)][:n]  # an even, class-balanced-in-expectation slice
         res["robustness"] = robustness(model, data.test_x[idx].to(dev), y[idx], loader.normalize, dtype)
-        # corrupted images are classified in one view, so the clean reference is too (not with TTA)
-        clean = plain if tta != "none" else logits
-        res["robustness"]["clean_acc_same_images"] = float((clean[idx].argmax(-1) == y[idx]).float().mean())
+        res["robustness"]["clean_acc_same_images"] = float((plain[idx].argmax(-1) == y[idx]).float().mean())
     if speed:
         res["inference_img_per_s"] = throughput(model, dev, dtype, channels_last=cfg.train.channels_last)
     res["test_pred"] = logits.argmax(-1).tolist()  # per-image predictions, for McNemar tests between runs
