@@ -272,9 +272,11 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
     from .checkpoint import model_from_checkpoint
     from .data import Loader, load_cifar10, locate, recorded_source, split_train_val
     from .io import atomic_write_json
-    from .hardware import select_device, select_precision
+    from .hardware import keep_freed_memory, select_device, select_precision
 
     dev = select_device(device or "auto")
+    if dev.type == "cpu":
+        keep_freed_memory()
     model, cfg, ckpt = model_from_checkpoint(Path(run), dev)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)

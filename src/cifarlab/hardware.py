@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -29,6 +30,44 @@ def select_device(name: str = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError("device 'mps' asked for but MPS is not available: use --device cpu or auto")
     return dev
+
+
+_allocator_tuned = False
+
+
+def is_glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system, or no GNU libc
+        return False
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc's malloc to keep freed memory in the process instead of handing it back to the kernel.
+
+    A training step allocates and frees ~1 GB of activations, most blocks above glibc's largest mmap threshold
+    (32 MiB): by default each is a fresh mmap, unmapped on free, so the kernel maps and zeroes every page anew
+    each step. On the 2-core AMX Xeon an advanced-preset step (batch 1024, bf16) took ~300,000 page faults; with
+    this setting, none once the heap has grown to the step's peak (2-3 steps). Measured there: GELU over a
+    118 MB map 69 -> 17 ms, a whole step 2.3-3.1 s -> 2.2-2.5 s, and 3 epochs on 10,240 images 419-444 ->
+    433-497 img/s (that machine's speed drifts by more than this between minutes). The cost: memory stays at
+    its peak until the process ends (~2.0 GB for the advanced preset). No-op off glibc; returns whether it
+    applied."""
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    if not is_glibc():
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # mallopt parameters from <malloc.h>
+    # mallopt returns 1 on success: no mmap for big blocks, and never trim the heap below 2^31 bytes free
+    _allocator_tuned = bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    return _allocator_tuned
 
 
 def _cpuinfo() -> str:

@@ -32,7 +32,8 @@ from . import checkpoint as ckpt_io
 from .config import Config, from_dict, save_yaml
 from .data import Cifar10, Loader, load_cifar10, locate, recorded_source, split_train_val
 from .evaluate import accuracy, predict_logits
-from .hardware import auto_micro_batch, device_description, dtype_name, select_device, select_precision
+from .hardware import (auto_micro_batch, device_description, dtype_name, keep_freed_memory, select_device,
+                       select_precision)
 from .io import atomic_write_json, atomic_write_text
 from .models import build_model, count_flops, count_params
 from .models.builder import WhiteningStem, whiten_init
@@ -83,6 +84,8 @@ class Run:
         self.dist = dist  # a parallel.Dist when data-parallel, else None
         self.is_main = dist is None or dist.rank == 0
         self.dtype = select_precision(device, cfg.train.precision)
+        if device.type == "cpu":
+            keep_freed_memory()
         self.callbacks = list(callbacks)
         self.state = State()
         self.t0 = getattr(self, "t0", time.time())
