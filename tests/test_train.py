@@ -258,7 +258,7 @@ def test_freed_memory_is_reused_without_page_faults():
 
     if not is_glibc():
         pytest.skip("the allocator setting is for glibc on Linux")
-    assert keep_freed_memory()
+    assert keep_freed_memory(torch.device("cpu"))
     torch.manual_seed(0)
     conv = nn.Conv2d(16, 16, 3, padding=1)
     x = torch.randn(256, 16, 64, 64)  # 64 MiB, as is every activation below

@@ -275,8 +275,7 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
     from .hardware import keep_freed_memory, select_device, select_precision
 
     dev = select_device(device or "auto")
-    if dev.type == "cpu":
-        keep_freed_memory()
+    keep_freed_memory(dev)
     model, cfg, ckpt = model_from_checkpoint(Path(run), dev)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -84,8 +84,7 @@ class Run:
         self.dist = dist  # a parallel.Dist when data-parallel, else None
         self.is_main = dist is None or dist.rank == 0
         self.dtype = select_precision(device, cfg.train.precision)
-        if device.type == "cpu":
-            keep_freed_memory()
+        keep_freed_memory(device)
         self.callbacks = list(callbacks)
         self.state = State()
         self.t0 = getattr(self, "t0", time.time())
