@@ -32,7 +32,7 @@ bench: setup
 
 results: setup
 	$(VENV)/bin/cifarlab results results/*.bench.json $(wildcard results/avx2/*.bench.json) \
-	  $(wildcard results/h100/*.bench.json) --readme README.md
+	  $(wildcard results/amx/*.bench.json) $(wildcard results/h100/*.bench.json) --readme README.md
 
 # The comparison report (evaluation, McNemar, robustness, calibration) of the runs in results/runs/ (about 19 min
 # for nine runs on the 2-core AVX2 machine; runs already evaluated are not evaluated again).
