@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from cifarlab import UserError
-from cifarlab.config import apply_overrides, load_preset
+from cifarlab.config import ScheduleConfig, apply_overrides, load_preset
 from cifarlab.models import build_model
-from cifarlab.optim import Muon, make_optimizer, orthogonalize
-from cifarlab.train import Run
+from cifarlab.optim import Muon, lr_factor, make_optimizer, orthogonalize
+from cifarlab.train import build_run
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
@@ -46,15 +46,15 @@ def test_muon_groups_filters_and_keeps_their_norm():
 @pytest.mark.parametrize("precision,ns_dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
 def test_muon_orthogonalizes_in_the_run_precision(tiny_cfg, tmp_path, precision, ns_dtype):
     # bf16 is emulated (~10x slower than fp32) on CPUs without AVX512-BF16/AMX: fp32 runs must not pay for it
-    run = Run.create(tiny_cfg("advanced", "optim.name=muon", f"train.precision={precision}"), tmp_path)
+    run = build_run(tiny_cfg("advanced", "optim.name=muon", f"runtime.precision={precision}"), tmp_path)
     assert run.optimizer.ns_dtype == ns_dtype
 
 
 def test_muon_run_learns(tiny_cfg, tmp_path):
-    run = Run.create(tiny_cfg("advanced", "optim.name=muon", "train.precision=fp32"), tmp_path)
+    run = build_run(tiny_cfg("advanced", "optim.name=muon", "runtime.precision=fp32"), tmp_path)
     run.model.train()
     x, y = next(run.train_loader.epoch(0))
-    losses = [run._step(x, y)[0].item() for _ in range(6)]
+    losses = [run.step(x, y)[0].item() for _ in range(6)]
     assert losses[-1] < losses[0]
 
 
@@ -62,3 +62,18 @@ def test_muon_run_learns(tiny_cfg, tmp_path):
 def test_bad_optimizer_settings(override):
     with pytest.raises(UserError, match="optim"):
         apply_overrides(load_preset("advanced"), [override])
+
+
+@pytest.mark.parametrize("name,checks", [
+    ("constant", [(0, 1.0), (99, 1.0)]),
+    ("cosine", [(0, 1.0), (50, 0.5), (100, 0.0)]),
+    ("linear", [(0, 1.0), (50, 0.5)]),
+    ("step", [(0, 1.0), (10, 0.1), (25, 0.01)]),
+    ("onecycle", [(0, 0.0), (25, 1.0), (100, 0.0)]),
+])
+def test_lr_schedules(name, checks):
+    s = ScheduleConfig(name=name, step_epochs=1.0)
+    for step, want in checks:
+        assert math.isclose(lr_factor(step, 100, 10, s), want, abs_tol=1e-9), (name, step)
+    warm = ScheduleConfig(name="cosine", warmup_epochs=1.0, start_factor=0.1)
+    assert math.isclose(lr_factor(0, 100, 10, warm), 0.1) and math.isclose(lr_factor(10, 100, 10, warm), 1.0)

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from cifarlab.data import Loader
@@ -40,7 +39,7 @@ def _torchrun(*args, timeout=300):
 
 def test_ddp_two_processes_train_and_resume(tiny_data, tmp_path):
     # micro-batches of 20 in each rank's batch of 50: gradients all-reduced once per step, after the last
-    sets = [a for s in TINY + ["train.epochs=1", "train.micro_batch=20"] for a in ("--set", s)]
+    sets = [a for s in TINY + ["train.epochs=1", "runtime.micro_batch=20"] for a in ("--set", s)]
     r = _torchrun("train", "baseline", "--data", str(tiny_data), "--out", str(tmp_path), "--plain", *sets)
     assert r.returncode == 0, r.stderr[-3000:]
     runs = list(tmp_path.iterdir())

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import torch
 
-from . import UserError
 from .config import Config, from_dict
+from .errors import CheckpointError
 from .io import atomic_torch_save
 from .models import build_model
-
-
-class CheckpointError(UserError):
-    pass
 
 
 def save(path: Path, model, config: Config, **state) -> None:
@@ -70,9 +66,14 @@ def load_weights(model, state: dict, source: str = "checkpoint") -> None:
     model.load_state_dict(state)
 
 
+def config_of(ckpt: dict) -> Config:
+    """The config a checkpoint was trained with (keys of earlier versions moved silently)."""
+    return from_dict(ckpt["config"], note_renamed=False)
+
+
 def model_from_checkpoint(path: Path, device="cpu") -> tuple[torch.nn.Module, Config, dict]:
     ckpt = load(path)
-    cfg = from_dict(ckpt["config"])
+    cfg = config_of(ckpt)
     model = build_model(cfg.model)
     load_weights(model, ckpt["model"], ckpt["path"])
     return model.to(device).eval(), cfg, ckpt

@@ -1,4 +1,4 @@
-"""Command line: parses arguments and calls the modules; no logic of its own."""
+"""Command line: parses arguments and calls the commands; no logic of its own."""
 
 from __future__ import annotations
 
@@ -7,8 +7,19 @@ import json
 import sys
 from pathlib import Path
 
-from . import ConfigError, UserError, __version__
-from .config import CHOICES
+from . import __version__
+from .commands.ablation import ablate
+from .commands.bench import bench, check_no_readme, results_table
+from .commands.board import board
+from .commands.evaluate import evaluate_run, print_evaluation
+from .commands.export import export
+from .commands.info import info
+from .commands.predict import predict
+from .commands.report import compare, report, writable_dir
+from .commands.train import INTERRUPTED, train_command
+from .config import choices, list_presets
+from .errors import UserError
+from .rundir import read_ablation
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a run or checkpoint on the test set")
     e.add_argument("run", help="run directory or checkpoint file")
     common_data(e)
-    e.add_argument("--tta", choices=CHOICES["eval.tta"], help="test-time augmentation (default: the run's)")
+    e.add_argument("--tta", choices=choices("eval.tta"), help="test-time augmentation (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.add_argument("--robustness-n", type=int, default=2000, metavar="N",
                    help="test images used for the corruption benchmark (0 = skip; default 2000)")
@@ -52,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("results", help="the README results table, from bench outputs")
     r.add_argument("bench_json", nargs="+", help="bench.json files written by `cifarlab bench`")
-    r.add_argument("--readme", metavar="FILE", help="also rewrite the table between the results markers of FILE")
+    r.add_argument("--readme", metavar="FILE", help=argparse.SUPPRESS)  # moved to `make results`
 
     c = sub.add_parser("compare", help="HTML + Markdown report comparing runs (evaluates runs not yet evaluated)")
     c.add_argument("runs", nargs="+", help="run directories")
@@ -80,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=int, default=3)
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--device", default="cpu")
-    pr.add_argument("--tta", choices=CHOICES["eval.tta"], help="test-time augmentation (default: the run's)")
+    pr.add_argument("--tta", choices=choices("eval.tta"), help="test-time augmentation (default: the run's)")
     pr.add_argument("--uncalibrated", action="store_true",
                     help="raw probabilities, without the temperature `cifarlab evaluate` fitted")
 
@@ -113,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except OSError as e:  # a full disk, a permission, a path that cannot exist: the machine's state, not a bug
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}; check the path, its permissions and the free space", file=sys.stderr)
@@ -122,195 +133,59 @@ def main(argv: list[str] | None = None) -> int:
 
 # -------------------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .config import resolve
-    from .live import default_callbacks
-    from .parallel import from_env
-    from .train import Run, train
-
-    live = False if args.plain else None
-    if args.resume:
-        if args.preset or args.overrides or args.seed is not None or args.fp32 or args.device:
-            raise ConfigError("--resume continues a run with its own config: drop the preset and the --set, --seed, "
-                              "--fp32 and --device options")
-        dist = from_env()
-        cbs = default_callbacks(tensorboard=not args.no_tensorboard, quiet=args.quiet, live=live)
-        try:
-            run = Run.resume(Path(args.resume), args.data, cbs if dist is None or dist.rank == 0 else [],
-                             epochs=args.epochs, dist=dist)
-            if run.done and (run.dir / "summary.json").exists():
-                # re-evaluating would only rewrite summary.json with a longer wall time
-                if dist is None or dist.rank == 0:
-                    print(f"{run.dir} has already trained {run.state.step / run.steps_per_epoch:.3g} epochs "
-                          "(see its summary.json); pass --epochs with a larger number to train it further")
-                return 0
-            run.fit()
-            if run.stop_requested:
-                return 130
-            run.finish()
-        finally:
-            if dist is not None:
-                dist.close()
-        return 0
-    cfg = resolve(args.preset, args.overrides, args.epochs, args.seed, args.device, args.fp32)
-    if args.no_tensorboard:
-        cfg.train.tensorboard = False
-    cbs = default_callbacks(tensorboard=cfg.train.tensorboard, quiet=args.quiet, live=live)
-    dist = from_env(cfg.train.device)
-    try:
-        if dist is not None and dist.rank != 0:
-            cbs = []
-        run_dir, summary = train(cfg, args.out, args.data, cbs, dist=dist)
-    finally:
-        if dist is not None:
-            dist.close()
-    return 130 if summary is None else 0
+    return train_command(args.preset, args.overrides, args.data, args.out, args.epochs, args.seed, args.device,
+                         args.fp32, args.resume, tensorboard=not args.no_tensorboard, quiet=args.quiet,
+                         live=False if args.plain else None)
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_run
-
-    if args.robustness_n < 0:
-        raise ConfigError(f"--robustness-n must be >= 0, got {args.robustness_n}")
-    res = evaluate_run(args.run, data_path=args.data, device=args.device, tta=args.tta, robustness_n=args.robustness_n)
-    if args.json:
-        print(json.dumps({k: v for k, v in res.items() if k != "test_pred"}, indent=2))
-        return 0
-    lo, hi = res["test_acc_ci"]
-    print(f"test accuracy {100 * res['test_acc']:.2f}% (95% CI {100 * lo:.2f}-{100 * hi:.2f}), top-2 "
-          f"{100 * res['top2_acc']:.2f}%, loss {res['test_loss']:.4f}, ECE {100 * res['calibration']['ece']:.2f}%, "
-          f"TTA {res['tta']}")
-    if "without_tta" in res:
-        w = res["without_tta"]
-        print(f"without TTA: accuracy {100 * w['test_acc']:.2f}%, loss {w['test_loss']:.4f}, ECE {100 * w['ece']:.2f}%")
-    if "temperature_scaling" in res:
-        t = res["temperature_scaling"]
-        print(f"temperature scaling (T={t['temperature']:.3f}, fitted on {t['fitted_on_n']} validation images): "
-              f"loss {t['test_loss']:.4f}, ECE {100 * t['ece']:.2f}%")
-    print(f"{'class':<11} {'acc':>7} {'prec':>7} {'recall':>7} {'F1':>7}")
-    for name, acc in res["per_class_acc"].items():
-        print(f"{name:<11} {100 * acc:6.2f}% {100 * res['precision'][name]:6.2f}% {100 * res['recall'][name]:6.2f}% "
-              f"{100 * res['f1'][name]:6.2f}%")
-    if "robustness" in res:
-        r = res["robustness"]
-        per = ", ".join(f"{k} {100 * sum(v) / len(v):.1f}%" for k, v in r["per_corruption"].items())
-        print(f"robustness ({r['n']} images, 5 severities): mean corruption accuracy "
-              f"{100 * r['mean_corruption_acc']:.2f}% ({per})")
-    if "inference_img_per_s" in res:
-        print("inference: " + ", ".join(f"batch {b}: {v:.0f} img/s" for b, v in res["inference_img_per_s"].items()))
-    if res.get("figures"):
-        print(f"figures: {', '.join(res['figures'])} (in the run directory, with evaluation.json)")
+    ev = evaluate_run(args.run, data_path=args.data, device=args.device, tta=args.tta, robustness_n=args.robustness_n)
+    print_evaluation(ev, as_json=args.json)
     return 0
 
 
 def cmd_presets(args) -> int:
-    from .config import list_presets
-
     for name, desc in list_presets().items():
         print(f"{name:<14} {desc}")
     return 0
 
 
 def cmd_info(args) -> int:
-    import torch
-
-    from .data import locate
-    from .hardware import auto_micro_batch, device_description, dtype_name, select_device, select_precision
-
-    dev = select_device(args.device or "auto")
-    try:
-        where = str(locate(args.data, download=False))
-    except UserError as e:
-        where = f"not found ({e}); `cifarlab train` downloads it to the cache"
-    print(f"data:      {where}")
-    print(f"device:    {device_description(dev)}")
-    dtype = select_precision(dev)
-    if dtype is not None:
-        why = f"{dtype_name(dtype)} autocast"
-    elif dev.type == "cpu":
-        why = "fp32: this CPU has no native bf16, and emulated bf16 is far slower"
-    else:
-        why = "fp32"
-    print(f"precision: {why}")
-    mb = auto_micro_batch(dev, dtype)
-    if mb:
-        print(f"passes:    training batches over {mb} images run as micro-batches of {mb}, and inference in "
-              f"passes of {mb} (fp32 on a CPU: activations stay in cache); train.micro_batch changes training's")
-    print(f"torch:     {torch.__version__}")
+    info(args.data, args.device)
     return 0
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench
-
     bench(args.preset, args.seeds, args.overrides, data=args.data, out=args.out, epochs=args.epochs, device=args.device)
     return 0
 
 
 def cmd_results(args) -> int:
-    from .bench import results_table, update_readme
-
-    table = results_table([Path(p) for p in args.bench_json])
-    print(table)
-    if args.readme:
-        update_readme(Path(args.readme), table)
+    check_no_readme(args.readme)
+    print(results_table([Path(p) for p in args.bench_json]))
     return 0
 
 
-def _writable_dir(path: str) -> Path:
-    """Create the output folder up front, so a bad --out fails before minutes of evaluation, not after."""
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the output folder {out} ({e.strerror or e}): choose another --out") from None
-    return out
-
-
-def _read_ablation(path: Path) -> list[dict]:
-    from .io import read_json
-
-    results = read_json(path, "ablation results")
-    fields = {"variant", "removed", "test_acc"}
-    if not isinstance(results, list) or not all(isinstance(r, dict) and fields <= set(r) for r in results):
-        raise UserError(f"{path} is not an ablation.json written by `cifarlab ablate`")
-    return results
-
-
 def cmd_compare(args) -> int:
-    from .report import compare
-
-    ablation = _read_ablation(args.ablation) if args.ablation else None
-    html_path, md_path = compare([Path(r) for r in args.runs], _writable_dir(args.out), args.data, ablation=ablation)
+    ablation = read_ablation(Path(args.ablation)) if args.ablation else None
+    html_path, md_path = compare([Path(r) for r in args.runs], writable_dir(args.out), args.data, ablation=ablation)
     print(f"wrote {html_path} and {md_path}")
     return 0
 
 
 def cmd_report(args) -> int:
-    root = Path(args.runs_dir)
-    runs = sorted(p.parent for p in root.glob("**/summary.json"))
-    if not runs:
-        raise UserError(f"no finished runs (summary.json) under {root}")
-    from .report import compare
-
-    ablation_file = root / "ablation" / "ablation.json"
-    ablation = _read_ablation(ablation_file) if ablation_file.exists() else None
-    html_path, md_path = compare(runs, _writable_dir(args.out), args.data, ablation=ablation)
-    print(f"wrote {html_path} and {md_path} ({len(runs)} runs)")
+    html_path, md_path, n = report(Path(args.runs_dir), Path(args.out), args.data)
+    print(f"wrote {html_path} and {md_path} ({n} runs)")
     return 0
 
 
 def cmd_ablate(args) -> int:
-    from .ablation import ablate
-
     ablate(args.preset, args.overrides, args.epochs, args.only, args.out, args.data, args.device)
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .ship import predict
-
-    results, errors = predict(args.run, args.images, args.top, args.device, args.tta,
-                              calibrate=not args.uncalibrated)
+    results, errors = predict(args.run, args.images, args.top, args.device, args.tta, calibrate=not args.uncalibrated)
     if args.json:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:
@@ -325,46 +200,20 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .ship import export
-
     dest, check = export(args.run, args.format, args.out)
-    diff = f"max |diff| vs PyTorch {check['max_abs_diff']:.2e} ({check['runtime']})" if "max_abs_diff" in check else check["note"]
+    diff = (f"max |diff| vs PyTorch {check['max_abs_diff']:.2e} ({check['runtime']})" if "max_abs_diff" in check
+            else check["note"])
     print(f"wrote {dest}; {diff}")
     return 0
 
 
 def cmd_board(args) -> int:
-    import importlib.util
-    import signal
-    import subprocess
-
-    # run TensorBoard with this interpreter: its script may not be on PATH (venv not activated)
-    if importlib.util.find_spec("tensorboard") is None:
-        raise UserError("tensorboard is not installed in this environment: pip install tensorboard")
-    if not 1 <= args.port <= 65535:
-        raise ConfigError(f"--port must be 1..65535, got {args.port}")
-    if not Path(args.runs_dir).is_dir():
-        raise UserError(f"no folder {args.runs_dir}: train a run first or give the runs folder")
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", args.runs_dir,
-                             "--host", "127.0.0.1", "--port", str(args.port)])
-    # a SIGTERM to `cifarlab board` must not orphan the server (it would keep the port): stop it with us
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    return board(args.runs_dir, args.port)
 
 
-COMMANDS = {"compare": cmd_compare, "report": cmd_report, "ablate": cmd_ablate, "predict": cmd_predict,
-            "export": cmd_export, "board": cmd_board, "train": cmd_train, "evaluate": cmd_evaluate, "presets": cmd_presets, "info": cmd_info,
-            "bench": cmd_bench, "results": cmd_results}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "presets": cmd_presets, "info": cmd_info, "bench": cmd_bench,
+            "results": cmd_results, "compare": cmd_compare, "report": cmd_report, "ablate": cmd_ablate,
+            "predict": cmd_predict, "export": cmd_export, "board": cmd_board}
 
 
 if __name__ == "__main__":

@@ -1,33 +1,41 @@
 """Every setting a user may vary: dataclasses with defaults, YAML presets, `--set a.b=c` overrides.
 
 A preset is a YAML file in `configs/`. It only lists what differs from the defaults below, so the
-dataclasses are the single place where a setting and its meaning live.
+dataclasses are the single place where a setting, its choices (`Literal[...]`) and its meaning live.
+The recipe (data, model, optim, loss, schedule, train, eval) is apart from the runtime (where and how it
+runs: device, precision, passes, logging), which changes speed but not what is learned.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import math
+import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from . import ConfigError
+from .errors import ConfigError
+from .io import atomic_write_text
+from .models import check_spec
 
 # Presets live in the repository's configs/: a source checkout (editable install) reads them there,
 # a wheel carries a copy in cifarlab/presets.
 _PACKAGED_PRESETS = Path(__file__).resolve().parent / "presets"
 PRESET_DIR = _PACKAGED_PRESETS if _PACKAGED_PRESETS.is_dir() else Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_PRESET = "advanced"
 
 
 @dataclass
 class AugmentConfig:
     translate: int = 0  # random crop from an image padded by this many pixels (0 = off)
-    pad_mode: str = "reflect"  # padding for translate: reflect | zeros
-    flip: str = "none"  # horizontal flip: none | random | alternate (each image flips every other epoch)
+    pad_mode: Literal["reflect", "zeros"] = "reflect"  # padding for translate
+    flip: Literal["none", "random", "alternate"] = "none"  # alternate: each image flips every other epoch
     cutout: int = 0  # side of a square zeroed at a random place (0 = off)
     # Progressive resizing: train on images downscaled to `resize_from` px at epoch 0, growing linearly (in
     # 4 px steps) to full size by epoch `resize_until`. Early epochs cost ~(size/32)^2 as much (0 = off).
@@ -47,13 +55,13 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | adamw | muon (orthogonalized updates for conv filters, Nesterov SGD for the rest)
+    # muon: orthogonalized updates for conv filters, Nesterov SGD for the rest
+    name: Literal["sgd", "adamw", "muon"] = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
     norm_lr_scale: float = 1.0  # lr multiplier for normalization-layer parameters (wd divided by it)
-    label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global gradient norm (0 = off)
     betas: list = field(default_factory=lambda: [0.9, 0.999])  # adamw only
     muon_lr: float = 0.24  # muon only: lr of the conv filters (their updates are orthogonalized, so no batch scaling)
@@ -61,8 +69,13 @@ class OptimConfig:
 
 
 @dataclass
+class LossConfig:
+    label_smoothing: float = 0.0  # cross-entropy against (1 - s) one-hot + s uniform
+
+
+@dataclass
 class ScheduleConfig:
-    name: str = "constant"  # constant | step | cosine | onecycle | linear
+    name: Literal["constant", "step", "cosine", "onecycle", "linear"] = "constant"
     warmup_epochs: float = 0.0  # linear warmup from start_factor (cosine, linear, step, constant)
     start_factor: float = 0.0  # lr multiplier at step 0 of the warmup
     final_factor: float = 0.0  # lr multiplier at the last step (cosine, linear, onecycle)
@@ -75,25 +88,27 @@ class ScheduleConfig:
 class TrainConfig:
     epochs: float = 10.0  # may be fractional: training stops after that many epochs' worth of steps
     seed: int = 0
+    ema: float = 0.0  # keep an exponential moving average of weights with this decay (0 = off)
+    lookahead_every: int = 0  # every k steps pull the weights to a slow average whose decay grows to 0.95^5 (0 = off)
+
+
+@dataclass
+class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"  # auto (bf16 where the hardware has it natively) | bf16 | fp16 | fp32
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 where the hardware has it natively
     channels_last: bool = True
     compile: bool = False  # torch.compile the model (pays a one-off compile time)
     # Images per forward/backward pass: a batch's gradients accumulate over its micro-batches, then one
-    # optimizer step. BatchNorm normalizes each micro-batch ("ghost" BN). 0 = auto: 128 when training in fp32
-    # on a CPU, where small passes keep activations in cache (advanced preset: ~30% faster on a 2-core AVX2
-    # CPU), else the whole batch. Set it to data.batch_size to always take the whole batch.
+    # optimizer step; BatchNorm normalizes each micro-batch ("ghost" BN). 0 = auto: 128 when training in fp32
+    # on a CPU (activations stay in cache), else the whole batch.
     micro_batch: int = 0
-    whiten_bias_epochs: float = 0.0  # train the whitening stem's bias only this long (0 = always)
-    ema: float = 0.0  # keep an exponential moving average of weights with this decay (0 = off)
-    lookahead_every: int = 0  # every k steps pull the weights to a slow average whose decay grows to 0.95^5 (0 = off)
     tensorboard: bool = True
     log_every: int = 10  # steps between per-step scalars
 
 
 @dataclass
 class EvalConfig:
-    tta: str = "none"  # none | flip | flip_translate (6 views)
+    tta: Literal["none", "flip", "flip_translate"] = "none"  # flip_translate: 6 views
 
 
 @dataclass
@@ -101,24 +116,50 @@ class Config:
     name: str = "custom"
     description: str = ""
     data: DataConfig = field(default_factory=DataConfig)
-    model: dict = field(default_factory=dict)  # see cifarlab.models.builder for the format
+    model: dict = field(default_factory=dict)  # validated by cifarlab.models.check_spec; format in models.builder
     optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-CHOICES = {
-    "data.augment.pad_mode": ("reflect", "zeros"),
-    "data.augment.flip": ("none", "random", "alternate"),
-    "optim.name": ("sgd", "adamw", "muon"),
-    "schedule.name": ("constant", "step", "cosine", "onecycle", "linear"),
-    "train.precision": ("auto", "bf16", "fp16", "fp32"),
-    "eval.tta": ("none", "flip", "flip_translate"),
-}
+# Keys of earlier versions -> their home now. Accepted with a one-line note (silently in stored run configs).
+RENAMED = {f"train.{k}": f"runtime.{k}" for k in
+           ("device", "precision", "channels_last", "compile", "micro_batch", "tensorboard", "log_every")}
+RENAMED["optim.label_smoothing"] = "loss.label_smoothing"
+RENAMED["train.whiten_bias_epochs"] = "model.stem.bias_epochs"
+
+# (dotted key, test, what a good value is), checked after the types
+_POSITIVE = ("data.batch_size", "data.eval_batch_size", "train.epochs", "optim.lr", "optim.muon_lr")
+_NON_NEGATIVE = ("data.val_size", "data.train_subset", "data.augment.translate", "data.augment.cutout",
+                 "optim.weight_decay", "optim.grad_clip", "schedule.warmup_epochs", "runtime.micro_batch")
+_UNIT = ("loss.label_smoothing", "optim.momentum", "optim.muon_momentum", "train.ema")
+RANGES = [
+    *((k, lambda v: v > 0, "must be > 0") for k in _POSITIVE),
+    *((k, lambda v: v >= 0, "must be >= 0") for k in _NON_NEGATIVE),
+    *((k, lambda v: 0 <= v < 1, "must be in [0, 1)") for k in _UNIT),
+    ("data.augment.resize_from", lambda v: v == 0 or 8 <= v <= 32, "must be 0 (off) or 8..32 px"),
+    ("data.val_size", lambda v: v < 50000, "must leave training images"),
+]
+
+
+def choices(key: str) -> tuple:
+    """The values a `Literal` field allows, e.g. choices('eval.tta')."""
+    *path, name = key.split(".")
+    cls = Config
+    for part in path:
+        cls = _section_type(cls, part)
+    return typing.get_args(typing.get_type_hints(cls)[name])
+
+
+def _section_type(cls, name: str):
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return type(f.default_factory())
 
 
 def list_presets() -> dict[str, str]:
@@ -130,20 +171,24 @@ def list_presets() -> dict[str, str]:
     return out
 
 
-def load_preset(name_or_path: str) -> Config:
+def _preset_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     is_yaml = path.suffix in (".yaml", ".yml")
-    if not (is_yaml and path.exists()):
-        preset = PRESET_DIR / f"{name_or_path}.yaml"
-        if not preset.exists():
-            names = ", ".join(list_presets())
-            if is_yaml:
-                raise ConfigError(f"no config file at {path}: check the path, or use a preset ({names})")
-            if path.is_file():
-                raise ConfigError(f"{path} is not a YAML config (.yaml or .yml): give a preset ({names}) "
-                                  "or a YAML file")
-            raise ConfigError(f"unknown preset '{name_or_path}': choose one of {names}, or give a path to a YAML file")
-        path = preset
+    if is_yaml and path.exists():
+        return path
+    preset = PRESET_DIR / f"{name_or_path}.yaml"
+    if preset.exists():
+        return preset
+    names = ", ".join(list_presets())
+    if is_yaml:
+        raise ConfigError(f"no config file at {path}: check the path, or use a preset ({names})")
+    if path.is_file():
+        raise ConfigError(f"{path} is not a YAML config (.yaml or .yml): give a preset ({names}) or a YAML file")
+    raise ConfigError(f"unknown preset '{name_or_path}': choose one of {names}, or give a path to a YAML file")
+
+
+def load_preset(name_or_path: str) -> Config:
+    path = _preset_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -157,36 +202,71 @@ def load_preset(name_or_path: str) -> Config:
     return from_dict(raw)
 
 
-def from_dict(raw: dict) -> Config:
-    cfg = _build(Config, raw, "")
+def from_dict(raw: dict, note_renamed: bool = True) -> Config:
+    """A validated Config from nested dicts; keys of earlier versions move to their new home (with a note
+    on stderr when `note_renamed`, as for a user's preset; a run's stored config moves silently)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'config' must be a mapping, got {raw!r}")
+    cfg = _build(Config, _migrate(copy.deepcopy(raw), note_renamed), "")
     validate(cfg)
     return cfg
+
+
+def _migrate(raw: dict, note: bool) -> dict:
+    for old, new in RENAMED.items():
+        section, key = old.split(".")
+        if not isinstance(raw.get(section), dict) or key not in raw[section]:
+            continue
+        value = raw[section].pop(key)
+        if old == "train.whiten_bias_epochs" and not _moves_to_stem(raw, value):
+            continue  # 0, or a net without a whitening stem: the old key had no effect there
+        *path, name = new.split(".")
+        node = raw
+        for part in path:
+            node = node.setdefault(part, {})
+        node[name] = value
+        if note:
+            _note_renamed(old, new)
+    return raw
+
+
+def _moves_to_stem(raw: dict, value) -> bool:
+    stem = (raw.get("model") or {}).get("stem") or {}
+    return bool(value) and isinstance(stem, dict) and stem.get("type") == "whiten"
+
+
+def _note_renamed(old: str, new: str) -> None:
+    print(f"note: config key '{old}' is now '{new}'; the old name still works", file=sys.stderr)
 
 
 def _build(cls, raw: Any, prefix: str):
     if not isinstance(raw, dict):
         raise ConfigError(f"'{prefix.rstrip('.') or 'config'}' must be a mapping, got {raw!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = set(raw) - set(fields)
     if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(f"unknown config key '{prefix}{key}': valid keys are {', '.join(prefix + k for k in fields)}")
+        raise ConfigError(unknown_key_message(prefix + sorted(unknown)[0]))
     kwargs = {}
     for name, value in raw.items():
-        f = fields[name]
-        sub = _dataclass_of(f)
-        kwargs[name] = _build(sub, value, f"{prefix}{name}.") if sub else _coerce(f, value, prefix + name)
+        key = prefix + name
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], value, f"{key}.")
+        else:
+            kwargs[name] = _coerce(hints[name], _default(fields[name]), value, key)
     return cls(**kwargs)
 
 
-def _dataclass_of(f):
-    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-    return type(default) if dataclasses.is_dataclass(default) else None
+def _default(f):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def _coerce(f, value, key):
-    """Check a leaf value against the type of its default; ints are accepted where floats are."""
-    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+def _coerce(hint, default, value, key):
+    """Check a leaf value against its declared choices or the type of its default; ints pass for floats."""
+    if typing.get_origin(hint) is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"bad value for '{key}': {value!r}; choose one of {', '.join(typing.get_args(hint))}")
+        return value
     if default is None or value is None:
         return value
     want = type(default)
@@ -197,52 +277,36 @@ def _coerce(f, value, key):
             return float(value)
         except ValueError:
             pass
-    if want is bool and not isinstance(value, bool) or want is not bool and isinstance(value, bool):
-        raise ConfigError(f"bad value for '{key}': expected {want.__name__}, got {value!r}")
-    if not isinstance(value, want):
+    if (want is bool) != isinstance(value, bool) or not isinstance(value, want):
         raise ConfigError(f"bad value for '{key}': expected {want.__name__}, got {value!r}")
     return value
 
 
+def unknown_key_message(key: str) -> str:
+    """'unknown config key ...' naming the nearest valid keys, not all of them."""
+    valid = list(flatten(Config().to_dict()))
+    near = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    if not near:  # a typo in the section: the keys of the section that matches best
+        section = difflib.get_close_matches(key.split(".")[0], sorted({k.split(".")[0] for k in valid}), n=1)
+        near = [k for k in valid if section and k.split(".")[0] == section[0]][:6]
+    return f"unknown config key '{key}': did you mean {' or '.join(near)}?" if near else f"unknown config key '{key}'"
+
+
 def validate(cfg: Config) -> None:
-    tree = cfg.to_dict()
-    flat = flatten(tree)
-    for key, value in _leaves(tree):
+    for key, value in _leaves(cfg.to_dict()):
         # nan slips through every range check below (all comparisons are false) and inf trains to nan
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"bad value for '{key}': {value}; must be a finite number")
-    for key, choices in CHOICES.items():
-        if flat[key] not in choices:
-            raise ConfigError(f"bad value for '{key}': {flat[key]!r}; choose one of {', '.join(choices)}")
-    positive = ["data.batch_size", "data.eval_batch_size", "train.epochs", "optim.lr", "optim.muon_lr"]
-    for key in positive:
-        if not flat[key] > 0:
-            raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be > 0")
-    non_negative = ["data.val_size", "data.train_subset", "data.augment.translate", "data.augment.cutout",
-                    "optim.weight_decay", "optim.label_smoothing", "optim.grad_clip", "schedule.warmup_epochs",
-                    "train.micro_batch"]
-    for key in non_negative:
-        if flat[key] < 0:
-            raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be >= 0")
-    if not 0 <= cfg.optim.label_smoothing < 1:
-        raise ConfigError(f"bad value for 'optim.label_smoothing': {cfg.optim.label_smoothing}; must be in [0, 1)")
-    for key in ("optim.momentum", "optim.muon_momentum"):
-        if not 0 <= flat[key] < 1:
-            raise ConfigError(f"bad value for '{key}': {flat[key]!r}; must be in [0, 1)")
-    if not 0 <= cfg.train.ema < 1:
-        raise ConfigError(f"bad value for 'train.ema': {cfg.train.ema}; must be in [0, 1)")
+    flat = flatten(cfg.to_dict())
+    for key, ok, what in RANGES:
+        if not ok(flat[key]):
+            raise ConfigError(f"bad value for '{key}': {flat[key]!r}; {what}")
     a = cfg.data.augment
-    if a.resize_from and not 8 <= a.resize_from <= 32:
-        raise ConfigError(f"bad value for 'data.augment.resize_from': {a.resize_from}; must be 0 (off) or 8..32 px")
     if a.resize_from and not a.resize_until > 0:
         raise ConfigError("'data.augment.resize_from' needs 'data.augment.resize_until' > 0 (the epoch reaching 32 px)")
-    if cfg.data.val_size >= 50000:
-        raise ConfigError(f"bad value for 'data.val_size': {cfg.data.val_size}; must leave training images")
     if not isinstance(cfg.model, dict) or not cfg.model.get("stages"):
         raise ConfigError("the config has no model: give 'model.stages' (see configs/baseline.yaml)")
-    from .models import build_model
-
-    build_model(cfg.model)  # a bad network is reported now, before data is loaded (or downloaded)
+    check_spec(cfg.model)
 
 
 def _leaves(tree, prefix: str = ""):
@@ -259,6 +323,7 @@ def _leaves(tree, prefix: str = ""):
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
+    """Dotted keys of the sections; `model` stays one value (its spec is the network's, not a section)."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict) and k != "model":
@@ -273,27 +338,28 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
     Keys inside `model` may index lists: `model.stages.0.channels=128`.
     """
-    raw = copy.deepcopy(cfg.to_dict())
+    raw = cfg.to_dict()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"bad --set '{item}': expected key=value, e.g. optim.lr=0.1")
-        key, text = item.split("=", 1)
+        key, text = (s.strip() for s in item.split("=", 1))
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             value = text
-        _set_path(raw, key.strip().split("."), value, key)
+        if key in RENAMED:  # put where it was; from_dict moves it, with the note
+            section, name = key.split(".")
+            raw[section][name] = value
+            continue
+        _set_path(raw, key.split("."), value, key)
     return from_dict(raw)
-
-
-DEFAULT_PRESET = "advanced"
 
 
 def resolve(preset: str | None = None, overrides=(), epochs=None, seed=None, device=None, fp32=False) -> Config:
     """A preset (default: advanced) with `--set` overrides and the shorthand options of the CLI applied."""
     extra = list(overrides)
-    for key, value in (("train.epochs", epochs), ("train.seed", seed), ("train.device", device or None),
-                       ("train.precision", "fp32" if fp32 else None)):
+    for key, value in (("train.epochs", epochs), ("train.seed", seed), ("runtime.device", device or None),
+                       ("runtime.precision", "fp32" if fp32 else None)):
         if value is not None:
             extra.append(f"{key}={value}")
     cfg = load_preset(preset or DEFAULT_PRESET)
@@ -301,10 +367,8 @@ def resolve(preset: str | None = None, overrides=(), epochs=None, seed=None, dev
 
 
 def _set_path(node: Any, parts: list[str], value: Any, key: str) -> None:
-    valid_top = ", ".join(k for k in flatten(Config().to_dict()))
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        in_model = parts[0] == "model"
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise ConfigError(f"bad key '{key}': '{part}' is not an index of a list of {len(node)}")
@@ -313,8 +377,8 @@ def _set_path(node: Any, parts: list[str], value: Any, key: str) -> None:
             else:
                 node = node[int(part)]
         elif isinstance(node, dict):
-            if part not in node and not (in_model and i > 0):
-                raise ConfigError(f"unknown config key '{key}': valid keys are {valid_top}")
+            if part not in node and not (parts[0] == "model" and i > 0):  # the model spec takes new keys
+                raise ConfigError(unknown_key_message(key))
             if last:
                 node[part] = value
             else:
@@ -324,6 +388,4 @@ def _set_path(node: Any, parts: list[str], value: Any, key: str) -> None:
 
 
 def save_yaml(cfg: Config, path: Path) -> None:
-    from .io import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 from pathlib import Path
 
 import torch
 
-from . import ConfigError, UserError
+from .errors import ConfigError, UserError
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -45,21 +46,15 @@ def is_glibc() -> bool:
 def keep_freed_memory(device: torch.device) -> bool:
     """Tell glibc's malloc to keep freed memory in the process instead of handing it back to the kernel.
 
-    A training step allocates and frees ~1 GB of activations, most blocks above glibc's largest mmap threshold
-    (32 MiB): by default each is a fresh mmap, unmapped on free, so the kernel maps and zeroes every page anew
-    each step. On the 2-core AMX Xeon an advanced-preset step (batch 1024, bf16) took ~300,000 page faults; with
-    this setting, none once the heap has grown to the step's peak (2-3 steps). Measured there: GELU over a
-    118 MB map 69 -> 17 ms, a whole step 2.3-3.1 s -> 2.2-2.5 s, and 3 epochs on 10,240 images 419-444 ->
-    433-497 img/s (that machine's speed drifts by more than this between minutes). The cost: memory stays at
-    its peak until the process ends (~2.0 GB for the advanced preset). For CPU devices on glibc only (a GPU's
-    memory has its own caching allocator); returns whether the setting is in force."""
+    A training step allocates and frees ~1 GB of activations in blocks above glibc's largest mmap threshold:
+    by default each is a fresh mmap, so the kernel maps and zeroes every page anew each step (measured in
+    docs/experiments.md). Memory then stays at its peak until the process ends. CPU devices on glibc only (a
+    GPU has its own caching allocator); returns whether the setting is in force."""
     global _allocator_tuned
     if _allocator_tuned:
         return True
     if device.type != "cpu" or not is_glibc():
         return False
-    import ctypes
-
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
@@ -129,15 +124,11 @@ def cpu_vector_isa(info: str) -> str:
 
 
 # Images per pass where a CPU computes in fp32: the activations of 128 images stay in cache, those of 1024 do
-# not. On a 2-core AVX2 EPYC the advanced preset's batch of 1024 trained at 205-212 img/s as 8 passes of 128
-# against 155-171 in one pass (96-256 were alike), and 3 seeds reached 93.77% ± 0.17 test accuracy in ~2,150 s
-# against 2,852 s for a whole-batch run. Inference there: the 5,000 validation images at ~730 img/s in passes of
-# 128 against ~490 in passes of 1,000, and the test set with 6-view TTA in 82 s against 129 s.
+# not (docs/experiments.md has the measurements).
 CPU_FP32_MICRO_BATCH = 128
 
 
 def auto_micro_batch(device: torch.device, dtype) -> int | None:
-    """Images per pass (training with train.micro_batch=0, and inference), or None for the whole batch: smaller
-    passes were measured faster only where the CPU computes in fp32; elsewhere they were no faster (a bf16 step
-    of 1024 on a 2-core AMX Xeon: median 2.21 s whole, 2.19-2.39 s in passes of 512-128) or slower (GPUs)."""
+    """Images per pass (training with runtime.micro_batch=0, and inference), or None for the whole batch:
+    smaller passes were measured faster only where the CPU computes in fp32."""
     return CPU_FP32_MICRO_BATCH if device.type == "cpu" and dtype is None else None

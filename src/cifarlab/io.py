@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from . import UserError
+from .errors import UserError
 
 
 def _umask() -> int:

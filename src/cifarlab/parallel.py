@@ -12,6 +12,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 class Dist:
@@ -28,8 +29,6 @@ class Dist:
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
 
     def wrap(self, model):
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.local_rank] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 

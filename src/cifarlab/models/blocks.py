@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import ConfigError
+from ..errors import ConfigError
 
 BLOCKS: dict[str, type[nn.Module]] = {}
 ATTENTION: dict[str, type[nn.Module]] = {}

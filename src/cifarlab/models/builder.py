@@ -5,6 +5,7 @@
     head:   {pool: max | avg, dropout: 0.0, scale: 1.0, bias: true}
     defaults: {<block options applied to every stage unless it sets them>}
 
+The whiten stem takes `bias_epochs`: its bias trains that long, then freezes (0 = always).
 Block options: kernel, bn (true or {momentum, eps, freeze_scale}), act, attention (se | cbam | none),
 dropout, identity_init; `self_attention` blocks take `heads`. `pool` downsamples by 2 in the first
 block of the stage.
@@ -16,16 +17,22 @@ import inspect
 
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from .. import ConfigError
-from .blocks import BLOCKS, BatchNorm, activation, norm
+from ..errors import ConfigError
+from .blocks import BLOCKS, activation, norm
+from .whitening import WhiteningStem
 
-STEM_KEYS = {"type", "channels", "kernel", "bn", "act"}
+STEM_KEYS = {"type", "channels", "kernel", "bn", "act", "bias_epochs"}
 HEAD_KEYS = {"pool", "dropout", "scale", "bias"}
 MODEL_KEYS = {"stem", "stages", "head", "defaults"}
 
 
 class Net(nn.Module):
+    """stem -> stages -> head. The net owns its recipe hooks, which the trainer calls without knowing the
+    net: `fit_to_data` (data-dependent init, e.g. whitening), `on_step` (what trains when, e.g. the whitening
+    bias freeze) and `passes_per_step` (its BN settings under micro-batches)."""
+
     def __init__(self, stem: nn.Module, stages: nn.Sequential, head: nn.Module, spec: dict):
         super().__init__()
         self.stem, self.stages, self.head = stem, stages, head
@@ -33,6 +40,27 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.head(self.stages(self.stem(x)))
+
+    @property
+    def data_sample(self) -> int:
+        """Normalized training images `fit_to_data` wants (0: none)."""
+        return WhiteningStem.SAMPLE if isinstance(self.stem, WhiteningStem) else 0
+
+    @torch.no_grad()
+    def fit_to_data(self, images: torch.Tensor) -> None:
+        if isinstance(self.stem, WhiteningStem):
+            self.stem.init_whitening(images)
+
+    def on_step(self, step: int, steps_per_epoch: int) -> None:
+        """Called before every optimizer step (and after a resume) with the steps taken so far."""
+        if isinstance(self.stem, WhiteningStem):
+            self.stem.on_step(step, steps_per_epoch)
+
+    def passes_per_step(self, k: int) -> None:
+        """BN running statistics update once per pass: with k passes a step, keep their horizon in images."""
+        for m in self.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum:
+                m.momentum = 1 - (1 - m.momentum) ** (1 / k)
 
 
 class Head(nn.Module):
@@ -49,39 +77,6 @@ class Head(nn.Module):
         return self.fc(self.drop(self.pool(x).flatten(1))) * self.scale
 
 
-class WhiteningStem(nn.Module):
-    """A 2x2 (or kxk) conv whose filters are the eigenvectors of the patch covariance, +/- (airbench).
-
-    Whitened inputs make the next layers' job well-conditioned. Weights are set from training images by
-    `init_whitening` and then frozen; the bias may keep learning.
-    """
-
-    def __init__(self, channels: int = 24, kernel: int = 2, act: str = "gelu", bn=False):
-        super().__init__()
-        if channels != 2 * 3 * kernel * kernel:
-            # one filter per eigenvector of the 3*k*k patch covariance, and its negative
-            raise ConfigError(f"model.stem: a whiten stem with kernel {kernel} has 2 x 3 x {kernel}² = "
-                              f"{2 * 3 * kernel * kernel} channels, not {channels}: set channels to that")
-        self.conv = nn.Conv2d(3, channels, kernel, padding=0, bias=True)
-        self.conv.weight.requires_grad_(False)
-        self.act = activation(act)
-
-    @torch.no_grad()
-    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
-        k = self.conv.kernel_size[0]
-        patches = images.float().unfold(2, k, 1).unfold(3, k, 1)  # (N, C, H', W', k, k)
-        patches = patches.transpose(1, 3).reshape(-1, 3 * k * k)
-        patches = patches - patches.mean(0)
-        cov = patches.T @ patches / len(patches)
-        eigval, eigvec = torch.linalg.eigh(cov.double())
-        # Patch vectors are ordered (c, kh, kw), the conv weight's own layout.
-        filters = (eigvec.T / torch.sqrt(eigval[:, None] + eps)).float().view(-1, 3, k, k)
-        self.conv.weight.copy_(torch.cat([filters, -filters]))
-
-    def forward(self, x):
-        return self.act(self.conv(x))
-
-
 def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
     """Returns (module, out_channels, pixels lost at the border)."""
     _check_keys(spec, STEM_KEYS, "model.stem")
@@ -91,8 +86,10 @@ def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
         return nn.Identity(), 3, 0
     if kind == "whiten":
         k = spec.get("kernel", 2)
-        stem = WhiteningStem(spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"))
+        stem = WhiteningStem(spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"), spec.get("bias_epochs", 0))
         return stem, stem.conv.out_channels, k - 1
+    if "bias_epochs" in spec:
+        raise ConfigError("model.stem.bias_epochs is for a whiten stem (type: whiten): remove it")
     if kind == "conv":
         c, k, bn = spec.get("channels", 32), spec.get("kernel", 3), spec.get("bn", False)
         stem = nn.Sequential(nn.Conv2d(3, c, k, padding=k // 2, bias=not bn), norm(c, bn), activation(spec.get("act", "relu")))
@@ -144,6 +141,12 @@ def build_model(spec: dict, num_classes: int = 10) -> Net:
     return Net(stem, nn.Sequential(*layers), head, spec)
 
 
+def check_spec(spec: dict) -> None:
+    """The one check of a model spec: build it (cheap), so a bad network is a one-line ConfigError now,
+    before data is loaded or downloaded."""
+    build_model(spec)
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -160,6 +163,7 @@ VALUE_CHECKS = {
     "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "bias": (lambda v: isinstance(v, bool), "true or false"),
+    "bias_epochs": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (epochs; 0 = the bias always trains)"),
     "identity_init": (lambda v: isinstance(v, bool), "true or false"),
     "bn": (lambda v: isinstance(v, bool) or _good_bn(v),
            "true, false or a mapping of momentum (0-1), eps (> 0), freeze_scale (true/false)"),
@@ -210,8 +214,6 @@ def count_params(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module) -> int:
     """Forward FLOPs for one 32x32 image (multiply-add = 2 FLOPs), counted by PyTorch's FlopCounterMode."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     was_training = model.training
     model.eval()
     p = next(model.parameters())
@@ -220,19 +222,3 @@ def count_flops(model: nn.Module) -> int:
         model(x)
     model.train(was_training)
     return int(counter.get_total_flops())
-
-
-def whiten_init(model: nn.Module, images: torch.Tensor) -> None:
-    """Set any whitening stem from (a sample of) the training images."""
-    for m in model.modules():
-        if isinstance(m, WhiteningStem):
-            m.init_whitening(images)
-
-
-def param_groups(model: nn.Module) -> tuple[list, list]:
-    """(all other trainable parameters, normalization-layer parameters): the optimizer gives the second
-    group its own lr (airbench trains BN shifts 64x faster)."""
-    norm_types = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
-    norm_ids = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters(recurse=False)}
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [p for p in params if id(p) not in norm_ids], [p for p in params if id(p) in norm_ids]

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from cifarlab.cli import main
-from cifarlab.ship import export, load_image
+from cifarlab.commands.predict import load_image
 from cifarlab.train import train
 
 
@@ -52,7 +52,8 @@ def test_predict_uses_the_runs_tta_or_the_one_asked(trained, tmp_path):
     import torch.nn.functional as F
 
     from cifarlab.checkpoint import model_from_checkpoint
-    from cifarlab.ship import Normalized, predict
+    from cifarlab.commands.predict import predict
+    from cifarlab.inference import Normalized
 
     Image.new("RGB", (40, 30), (10, 200, 90)).save(tmp_path / "a.png")
     gradient = torch.linspace(0, 255, 32).to(torch.uint8).expand(3, 32, 32).permute(1, 2, 0).contiguous().numpy()
@@ -79,8 +80,8 @@ def test_predict_applies_the_temperature_evaluate_fitted(trained, tmp_path, caps
     import os
     import shutil
 
-    from cifarlab.evaluate import evaluate_run
-    from cifarlab.ship import predict
+    from cifarlab.commands.evaluate import evaluate_run
+    from cifarlab.commands.predict import predict
 
     run = tmp_path / "run"
     shutil.copytree(trained, run)
@@ -114,43 +115,3 @@ def test_predict_refuses_folders_truncated_files_bombs_and_bad_top(trained, tmp_
     assert f"{tmp_path}: is a folder" in err and "Traceback" not in err
     assert main(["predict", str(trained), str(tmp_path / "a.jpg"), "--top", "0"]) == 2
     assert "--top must be at least 1" in capsys.readouterr().err
-
-
-def test_export_torchscript_matches(trained, tmp_path):
-    dest, check = export(str(trained), "torchscript", str(tmp_path / "m.pt"))
-    assert check["max_abs_diff"] < 1e-4
-    m = torch.jit.load(str(dest))
-    assert m(torch.rand(7, 3, 32, 32)).shape == (7, 10)  # dynamic batch
-
-
-def test_export_torch_export_program_matches(trained, tmp_path):
-    dest, check = export(str(trained), "export", str(tmp_path / "m.pt2"))
-    assert check["runtime"] == "torch.export" and check["max_abs_diff"] < 1e-4
-    program = torch.export.load(str(dest)).module()
-    assert program(torch.rand(9, 3, 32, 32)).shape == (9, 10)  # dynamic batch
-
-
-def test_export_failures_keep_what_was_there(trained, tmp_path, capsys):
-    from cifarlab import UserError
-
-    dest = tmp_path / "m.pt"
-    dest.write_bytes(b"previous export")
-    with pytest.raises(UserError, match="so it was not written"):
-        export(str(trained), "torchscript", str(dest), atol=-1.0)  # no model can pass: the check fails
-    assert dest.read_bytes() == b"previous export"
-    # /proc takes no new files, even from root
-    assert main(["export", str(trained), "--out", "/proc/m.onnx", "--format", "torchscript"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: cannot write /proc/m.onnx") and "choose another --out" in err
-    assert "Traceback" not in err
-
-
-def test_export_onnx_matches(trained, tmp_path):
-    pytest.importorskip("onnx", reason="onnx not installed (pip install onnx onnxruntime)")
-    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
-    dest, check = export(str(trained), "onnx", str(tmp_path / "m.onnx"))
-    assert check["runtime"] == "onnxruntime" and check["max_abs_diff"] < 1e-4
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
-    assert sess.run(None, {"images": torch.rand(3, 3, 32, 32).numpy()})[0].shape == (3, 10)

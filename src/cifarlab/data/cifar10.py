@@ -1,8 +1,7 @@
-"""CIFAR-10: find or download it, read and validate it, split it, and serve batches.
+"""CIFAR-10 on disk: find or download it, read and validate it, split it.
 
 Top-down: `locate()` finds the files (downloading the official archive only when nothing is there),
-`load_cifar10()` reads them into uint8 tensors, `split_train_val()` carves a stratified validation set,
-and `Loader` serves normalized (optionally augmented) batches on the model's device.
+`load_cifar10()` reads them into uint8 tensors, and `split_train_val()` carves a stratified validation set.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
-import json
 import os
 import pickle
 import shutil
@@ -24,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from . import UserError
-from .augment import batch_augment, train_size
+from ..errors import DataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -39,10 +37,6 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 # Per-channel statistics of the 50k training images (pixel/255).
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
-
-
-class DataError(UserError):
-    pass
 
 
 def cache_dir() -> Path:
@@ -58,14 +52,14 @@ def locate(option: str | None = None, download: bool = True, url: str = URL, md5
     """
     given = option or os.environ.get("CIFAR10_DIR")
     if given:
-        found = _find_in(Path(given).expanduser())
+        found = find_in(Path(given).expanduser())
         if found is None:
             source = "--data" if option else "CIFAR10_DIR"
             raise DataError(f"no CIFAR-10 at {given} (from {source}): expected a '{FOLDER}' folder with "
                             f"data_batch_1..5 and test_batch, or '{ARCHIVE}'")
         return found
     root = cache_dir()
-    found = _find_in(root)
+    found = find_in(root)
     if found is not None:
         return found
     if not download:
@@ -73,25 +67,7 @@ def locate(option: str | None = None, download: bool = True, url: str = URL, md5
     return download_and_extract(root, url=url, md5=md5)
 
 
-def recorded_source(run: str | Path, ckpt: dict | None = None) -> str | None:
-    """The data a run was trained on, so that resuming or evaluating it needs no --data again.
-
-    Read from its checkpoint (`ckpt`), else its summary.json. None when $CIFAR10_DIR is set (it names the
-    data for every command), when the run recorded nothing, or when that data is no longer there.
-    """
-    if os.environ.get("CIFAR10_DIR"):
-        return None
-    where = (ckpt or {}).get("data")
-    if not where:
-        summary = (Path(run) if Path(run).is_dir() else Path(run).parent) / "summary.json"
-        try:
-            where = json.loads(summary.read_text()).get("data")
-        except (OSError, ValueError, AttributeError):
-            return None
-    return where if isinstance(where, str) and where and _find_in(Path(where)) is not None else None
-
-
-def _find_in(path: Path) -> Path | None:
+def find_in(path: Path) -> Path | None:
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
         return path
     for cand in (path, path / FOLDER):
@@ -115,7 +91,7 @@ def download_and_extract(root: Path, url: str = URL, md5: str = MD5, quiet: bool
                             "nothing was kept: try again, or pass --data PATH to an existing copy")
         _safe_extract(archive, Path(tmp) / "x")
         extracted = Path(tmp) / "x" / FOLDER
-        if _find_in(extracted) is None:
+        if find_in(extracted) is None:
             raise DataError(f"archive from {url} has no {FOLDER}/ with the batch files")
         final = root / FOLDER
         if final.exists():
@@ -125,8 +101,6 @@ def download_and_extract(root: Path, url: str = URL, md5: str = MD5, quiet: bool
 
 
 def _download(url: str, dest: Path, quiet: bool) -> None:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
     try:
         resp = urllib.request.urlopen(url, timeout=30)
     except (urllib.error.URLError, OSError) as e:
@@ -294,102 +268,11 @@ def split_train_val(y: torch.Tensor, val_size: int, seed: int = 0) -> tuple[torc
     return torch.nonzero(mask).flatten(), val_idx
 
 
-# ---------------------------------------------------------------------------------------------- loader
-class Loader:
-    """Serves (images, labels) batches from uint8 tensors kept on `device`.
-
-    Images are normalized to float on the fly; augmentation (if any) is applied to the whole batch at
-    once. Every batch is a pure function of (seed, epoch, step): the shuffle and the augmentation draw
-    from generators seeded by those numbers, so a run stopped mid-epoch resumes bit for bit.
-    """
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
-                 shuffle: bool = False, drop_last: bool = False, augment=None, seed: int = 0,
-                 channels_last: bool = True, shard: tuple[int, int] = (0, 1)):
-        self.device = torch.device(device)
-        self.x = x.to(self.device)
-        self.y = y.to(self.device)
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.augment, self.seed, self.channels_last = augment, seed, channels_last
-        self.rank, self.world = shard  # data-parallel: this process serves every world-th image
-        self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1) * 255
-        # Per-image flip parity for 'alternate' flipping: each image flips on every other epoch.
-        g = torch.Generator().manual_seed(seed)
-        self.flip_parity = torch.randint(0, 2, (len(y),), generator=g).bool().to(self.device)
-
-    def _shard_size(self) -> int:
-        return len(self.y) // self.world if self.world > 1 else len(self.y)
-
-    def __len__(self) -> int:
-        n = self._shard_size()
-        return n // self.batch_size if self.drop_last and n >= self.batch_size else -(-n // self.batch_size)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x.float() - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
-
-    def order(self, epoch: int) -> torch.Tensor:
-        n = len(self.y)
-        if not self.shuffle:
-            idx = torch.arange(n)
-        else:
-            idx = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(self.seed, epoch)))
-        if self.world > 1:  # equal-sized, disjoint shards of the same permutation
-            m = self._shard_size()
-            idx = idx[self.rank: m * self.world: self.world]
-        return idx.to(self.device)
-
-    def epoch(self, epoch: int = 0, start: int = 0):
-        """Yield batches of `epoch`, starting at batch `start`."""
-        order = self.order(epoch)
-        n = len(order)
-        size = train_size(self.augment, epoch, self.x.shape[-1]) if self.augment is not None else None
-        for i in range(start, len(self)):
-            idx = order[i * self.batch_size: min(n, (i + 1) * self.batch_size)]
-            x = self.x[idx]
-            if self.augment is not None:
-                g = torch.Generator().manual_seed(_mix(self.seed, epoch, i + 1))
-                x = batch_augment(x, self.augment, g, self.flip_parity[idx] ^ bool(epoch % 2), self.normalize, size)
-            else:
-                x = self.normalize(x)
-            yield x, self.y[idx]
-
-    def __iter__(self):
-        return self.epoch(0)
-
-
-def _mix(*numbers: int) -> int:
-    """A well-spread 63-bit seed from small integers (so nearby seeds give unrelated streams)."""
-    h = 0x9E3779B97F4A7C15
-    for n in numbers:
-        h = ((h ^ (n + 0x632BE59BD9B4E019)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
-
-
-def make_synthetic(root: Path, n_train_per_batch: int = 100, n_test: int = 100, seed: int = 0,
-                   learnable: bool = True) -> Path:
-    """Write a small dataset in the python layout (for tests, demos and the notebook).
-
-    With `learnable`, each class has its own colour tint so a model can learn it in a few steps.
-    """
-    rng = np.random.default_rng(seed)
-    folder = Path(root) / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def batch(n, label):
-        y = np.arange(n) % 10
-        rng.shuffle(y)
-        x = rng.integers(0, 256, (n, 3, 32, 32)).astype(np.float32)
-        if learnable:
-            tint = np.stack([np.array([(c * 37) % 256, (c * 91) % 256, (c * 53) % 256]) for c in range(10)])
-            x = 0.4 * x + 0.6 * tint[y][:, :, None, None]
-        data = x.clip(0, 255).astype(np.uint8).reshape(n, 3072)
-        return {b"batch_label": label.encode(), b"labels": y.tolist(), b"data": data}
-
-    for i, name in enumerate(TRAIN_FILES):
-        (folder / name).write_bytes(pickle.dumps(batch(n_train_per_batch, f"training batch {i + 1} of 5"), protocol=2))
-    (folder / TEST_FILE).write_bytes(pickle.dumps(batch(n_test, "testing batch 1 of 1"), protocol=2))
-    (folder / META_FILE).write_bytes(pickle.dumps({b"label_names": [c.encode() for c in CLASSES]}, protocol=2))
-    return folder
+def train_val_indices(y: torch.Tensor, val_size: int, train_subset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The run's (train_idx, val_idx): the stratified split, then, with `train_subset`, a stratified slice of
+    the training part (the same share from each class, by reusing the splitter with another seed)."""
+    train_idx, val_idx = split_train_val(y, val_size)
+    if train_subset:
+        keep = split_train_val(y[train_idx], min(train_subset, len(train_idx) - 1), seed=1)[1]
+        train_idx = train_idx[keep]
+    return train_idx, val_idx

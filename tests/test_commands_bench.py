@@ -1,10 +1,10 @@
+import dataclasses
 import json
 
 import pytest
 
-from cifarlab import UserError
-from cifarlab.bench import START, END, aggregate, bench, results_table, update_readme
-
+from cifarlab.commands.bench import aggregate, bench, results_table
+from cifarlab.rundir import summary_from_dict
 from conftest import TINY
 
 
@@ -12,36 +12,22 @@ def _summary(seed, acc, wall, reached=None):
     return {"preset": "advanced", "seed": seed, "test_acc": acc, "wall_time_s": wall, "train_img_per_s": 500.0,
             "time_to_val_acc": {"90": reached, "93": None, "94": None}, "epochs": 9, "epochs_trained": 8.5, "tta": "flip_translate",
             "params": 2_000_000, "flops_per_image": 236_000_000, "device": "cpu (x, 2 threads)", "dtype": "bf16",
-            "torch": "2.13.0", "n_train": 45000, "n_val": 5000}
+            "torch": "2.13.0", "n_train": 45000, "n_val": 5000,
+            "test_loss": 1.0, "best_val_acc": 0.9, "best_epoch": 9, "steps": 374, "train_time_s": wall - 50}
 
 
 def test_aggregate_mean_std():
-    r = aggregate([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7), _summary(2, 0.94, 840, None)])
+    r = _agg([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7), _summary(2, 0.94, 840, None)])
     assert r["test_acc_mean"] == pytest.approx(0.94) and r["test_acc_std"] == pytest.approx(0.01)
     assert r["wall_time_max_s"] == 840 and r["seeds"] == [0, 1, 2]
     assert r["time_to_val_acc_epochs"]["90"] == [8, 7, None]
-
-
-def test_results_table_and_readme(tmp_path):
-    r = aggregate([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7)])
-    (tmp_path / "advanced.bench.json").write_text(json.dumps(r))
-    table = results_table([tmp_path / "advanced.bench.json"])
-    assert "| advanced | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | 45,000 / 5,000 | 8,7 / - / - |" in table
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{START}\nold\n{END}\nafter\n")
-    update_readme(readme, table)
-    text = readme.read_text()
-    assert "old" not in text and "| advanced |" in text and text.endswith(f"{END}\nafter\n")
-    readme.write_text("no markers")
-    with pytest.raises(UserError, match="markers"):
-        update_readme(readme, table)
 
 
 def test_results_table_groups_stages_by_machine(tmp_path):
     paths = []
     for device, preset in [("cuda (GPU)", "advanced"), ("cpu (x, 2 threads)", "advanced"),
                            ("cuda (GPU)", "baseline"), ("cpu (x, 2 threads)", "baseline")]:
-        r = aggregate([dict(_summary(0, 0.9, 10), device=device, preset=preset)])
+        r = _agg([dict(_summary(0, 0.9, 10), device=device, preset=preset)])
         paths.append(tmp_path / f"{len(paths)}.bench.json")
         paths[-1].write_text(json.dumps(r))
     rows = results_table(paths).splitlines()[2:]
@@ -57,11 +43,11 @@ def _write(path, r):
 
 def test_results_table_names_overrides_and_split(tmp_path):
     """A variant made with --set says so, shows its split, and follows its preset's row."""
-    full = aggregate([dict(_summary(0, 0.94, 900), n_train=50000, n_val=0, epochs_trained=10)])
+    full = _agg([dict(_summary(0, 0.94, 900), n_train=50000, n_val=0, epochs_trained=10)])
     full["overrides"] = ["data.val_size=0"]
     piped = dict(full, overrides=["model.name=a|b"], device="other")
     assert "| advanced (model.name=a\\|b) |" in results_table([_write(tmp_path / "p.json", piped)])
-    preset = aggregate([_summary(0, 0.935, 800)])
+    preset = _agg([_summary(0, 0.935, 800)])
     old = dict(preset, preset="baseline")  # written before the split keys: read from its runs
     del old["train_images"], old["val_images"]
     paths = [_write(tmp_path / f"{name}.bench.json", r) for name, r in [("a", full), ("b", preset), ("c", old)]]
@@ -77,6 +63,11 @@ def test_bench_end_to_end(tiny_data, tmp_path):
     saved = json.loads((tmp_path / "baseline.bench.json").read_text())
     assert saved["seeds"] == [0, 1] and saved["overrides"] == overrides and len(saved["runs"]) == 2
     assert (saved["train_images"], saved["val_images"]) == (500, 0) and saved["epochs"] == 1
-    assert saved["test_acc"] == r["test_acc"] and all(0 <= a <= 1 for a in saved["test_acc"])
+    assert saved["test_acc"] == r.test_acc and all(0 <= a <= 1 for a in saved["test_acc"])
     row = (tmp_path / "baseline.bench.md").read_text().splitlines()[-1]
     assert row.startswith("| baseline (data.val_size=50, ") and "| 500 / 0 |" in row
+
+
+def _agg(summaries: list[dict]) -> dict:
+    """aggregate() of summaries given as summary.json dicts, as the bench.json dict it writes."""
+    return dataclasses.asdict(aggregate([summary_from_dict(s) for s in summaries]))

@@ -1,18 +1,22 @@
-"""Ablation: the same run with one technique removed at a time (augmentation, BN, dropout, schedule, ...)."""
+"""`cifarlab ablate`: the same run with one technique removed at a time (augmentation, BN, dropout, schedule, ...)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-from . import ConfigError, UserError
-from .io import atomic_write_json
+from ..callbacks import default_callbacks
+from ..config import apply_overrides, from_dict, resolve
+from ..errors import ConfigError, UserError
+from ..models import build_model
+from ..rundir import AblationRow, write_ablation
+from ..train import train
+from .evaluate import evaluate_run
 
 
 def _without_attention(cfg):
     """Every attention option set to none and self-attention layers dropped, wherever the preset has them."""
-    from .config import from_dict
-
     raw = cfg.to_dict()
     model = raw["model"]
     for spec in [model.get("defaults") or {}, *model.get("stages", [])]:
@@ -30,7 +34,7 @@ VARIANTS = {
     "no_batchnorm": ("batch norm", ["model.defaults.bn=false"]),
     "no_dropout": ("dropout", ["model.head.dropout=0.0"]),
     "no_schedule": ("lr schedule", ["schedule.name=constant", "schedule.warmup_epochs=0"]),
-    "no_label_smoothing": ("label smoothing", ["optim.label_smoothing=0.0"]),
+    "no_label_smoothing": ("label smoothing", ["loss.label_smoothing=0.0"]),
     "no_muon": ("Muon (replaced by Nesterov SGD + lookahead)",
                 ["optim.name=sgd", "schedule.name=onecycle", "schedule.start_factor=0.2", "schedule.peak_at=0.23",
                  "train.lookahead_every=5"]),
@@ -42,8 +46,6 @@ VARIANTS = {
 
 def apply_variant(cfg, change):
     """The config with one technique removed; `change` is a list of overrides or a function of the config."""
-    from .config import apply_overrides
-
     return change(cfg) if callable(change) else apply_overrides(cfg, change)
 
 
@@ -53,8 +55,6 @@ def uses(cfg, change) -> bool:
     Models are compared as built, since `model.defaults.bn=false` on a net without batch norm adds a key but
     changes nothing. Running such a variant would retrain the full run under another name.
     """
-    from .models import build_model
-
     if change is None:  # no_tta
         return cfg.eval.tta != "none"
     if change is VARIANTS["no_muon"][1] and cfg.optim.name != "muon":
@@ -69,43 +69,42 @@ def uses(cfg, change) -> bool:
     return repr(build_model(ablated.model)) != repr(build_model(cfg.model))
 
 
-def ablate(preset="advanced", overrides=(), epochs=None, only=None, out="runs/ablation", data=None, device=None) -> list[dict]:
-    from .config import resolve
-    from .evaluate import evaluate_run
-    from .live import default_callbacks
-    from .train import train
-
-    names = only or list(VARIANTS)
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise UserError(f"unknown ablation variant '{unknown[0]}': choose from {', '.join(VARIANTS)}")
+def ablate(preset="advanced", overrides=(), epochs=None, only=None, out="runs/ablation", data=None,
+           device=None) -> list[AblationRow]:
     base = resolve(preset, overrides, epochs, None, device)
-    skipped = [n for n in names if n != "full" and not uses(base, VARIANTS[n][1])]
-    for n in skipped:
-        print(f"skipping {n}: the run does not use {VARIANTS[n][0]}")
-    names = [n for n in names if n not in skipped]
-    if skipped and not [n for n in names if n != "full"]:
-        raise ConfigError(f"nothing to ablate: the run uses none of {', '.join(n[3:] for n in skipped)}; "
-                        "ablate the advanced preset or a config that uses them")
-    if "no_tta" in names and "full" not in names:
-        names = ["full", *names]
-    results, full_dir = [], None
+    names = _variants_to_run(base, only)
+    rows, full_dir = [], None
     for name in names:
         removed, extra = VARIANTS[name]
-        if extra is None:  # no_tta
-            res = evaluate_run(str(full_dir), data_path=data, tta="none", write=False, robustness_n=0, speed=False)
-            results.append({"variant": name, "removed": removed, "test_acc": res["test_acc"], "run_dir": str(full_dir)})
+        if extra is None:  # no_tta: the full run re-evaluated without it
+            ev = evaluate_run(str(full_dir), data_path=data, tta="none", write=False, robustness_n=0, speed=False)
+            rows.append(AblationRow(name, removed, ev.test_acc, str(full_dir)))
             continue
         cfg = apply_variant(base, extra)
         cfg.name = f"{cfg.name}-{name}"
         run_dir, summary = train(cfg, out, data, default_callbacks(tensorboard=False, live=False))
         if summary is None:
             raise KeyboardInterrupt
-        if name == "full":
-            full_dir = run_dir
-        results.append({"variant": name, "removed": removed, "test_acc": summary["test_acc"],
-                        "wall_time_s": summary["wall_time_s"], "run_dir": str(run_dir)})
-        atomic_write_json(Path(out) / "ablation.json", results)
-    atomic_write_json(Path(out) / "ablation.json", results)
-    print(json.dumps(results, indent=2))
-    return results
+        full_dir = run_dir if name == "full" else full_dir
+        rows.append(AblationRow(name, removed, summary.test_acc, str(run_dir), summary.wall_time_s))
+        write_ablation(Path(out) / "ablation.json", rows)
+    write_ablation(Path(out) / "ablation.json", rows)
+    print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+    return rows
+
+
+def _variants_to_run(base, only) -> list[str]:
+    names = only or list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise UserError(f"unknown ablation variant '{unknown[0]}': choose from {', '.join(VARIANTS)}")
+    skipped = [n for n in names if n != "full" and not uses(base, VARIANTS[n][1])]
+    for n in skipped:
+        print(f"skipping {n}: the run does not use {VARIANTS[n][0]}")
+    names = [n for n in names if n not in skipped]
+    if skipped and not [n for n in names if n != "full"]:
+        raise ConfigError(f"nothing to ablate: the run uses none of {', '.join(n[3:] for n in skipped)}; "
+                          "ablate the advanced preset or a config that uses them")
+    if "no_tta" in names and "full" not in names:
+        names = ["full", *names]
+    return names

@@ -1,0 +1,1 @@
+"""The commands of the CLI, one module each: what `cifarlab COMMAND` does, callable from Python too."""

@@ -1,0 +1,81 @@
+"""`cifarlab predict`: top-k classes for the user's own PNG/JPEG images, made the way the run's test
+accuracy was (its TTA), with the temperature `cifarlab evaluate` fitted when there is one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..checkpoint import model_from_checkpoint
+from ..data import CLASSES
+from ..errors import ConfigError, ImageError
+from ..hardware import select_device
+from ..inference import Normalized, infer_tta
+from ..rundir import read_evaluation_quietly
+
+
+def load_image(path: Path) -> torch.Tensor:
+    """Any PNG/JPEG (any size or mode) -> (3, 32, 32) uint8 RGB, resized with antialiasing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder; give image files (e.g. {path}/*.jpg)")
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=3.0)
+            data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
+        raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]})") from None
+    return data.view(32, 32, 3).permute(2, 0, 1).contiguous()
+
+
+def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tta: str | None = None,
+            chunk: int = 256, calibrate: bool = True) -> tuple[list[dict], list[str]]:
+    """Top-k classes for each image, with the run's test-time augmentation unless `tta` says otherwise (so a
+    prediction is made the way the run's test accuracy was). With `calibrate`, probabilities are divided by
+    the temperature `cifarlab evaluate` fitted, when it did. Returns (results, errors); a bad file does not
+    stop the others."""
+    if top_k < 1:
+        raise ConfigError(f"--top must be at least 1, got {top_k}")
+    model, cfg, ckpt = model_from_checkpoint(Path(run), select_device(device))
+    tta = tta or cfg.eval.tta
+    t = fitted_temperature(ckpt["path"], tta) if calibrate else None
+    net = Normalized(model).to(next(model.parameters()).device).eval()
+    results, errors, good, tensors = [], [], [], []
+    for p in images:
+        try:
+            tensors.append(load_image(Path(p)))
+            good.append(p)
+        except ImageError as e:
+            errors.append(str(e))
+    probs = []
+    for part in torch.stack(tensors).split(chunk) if tensors else []:  # memory stays flat for many images
+        x = part.float().div(255).to(next(net.parameters()).device)
+        probs.append((infer_tta(net, x, None, tta) / (t or 1.0)).softmax(-1).cpu())
+    k = min(top_k, len(CLASSES))
+    for p, row in zip(good, torch.cat(probs) if probs else []):
+        top = row.topk(k)
+        results.append({"image": p, "top": [{"class": CLASSES[i], "prob": round(v, 4)}
+                                            for v, i in zip(top.values.tolist(), top.indices.tolist())],
+                        "tta": tta, "temperature": t})
+    return results, errors
+
+
+
+def fitted_temperature(checkpoint: str | Path, tta: str) -> float | None:
+    """The temperature `cifarlab evaluate` fitted on the run's validation split for this checkpoint and TTA,
+    or None when there is no such evaluation.json, or the checkpoint was rewritten after it."""
+    checkpoint = Path(checkpoint)
+    ev = read_evaluation_quietly(checkpoint.parent)
+    try:
+        fresh = (checkpoint.parent / "evaluation.json").stat().st_mtime >= checkpoint.stat().st_mtime
+    except OSError:
+        return None
+    ts = ev.temperature_scaling if ev else None
+    if not (fresh and isinstance(ts, dict) and ev.tta == tta and Path(str(ev.checkpoint)).name == checkpoint.name):
+        return None
+    t = ts.get("temperature")
+    return float(t) if isinstance(t, (int, float)) and t > 0 else None

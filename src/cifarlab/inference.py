@@ -1,0 +1,168 @@
+"""Running a model: batched inference (with test-time augmentation), throughput, the corruption benchmark,
+and what a net looks at (Grad-CAM, attention maps)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import MEAN, STD
+from .data.augment import reflect_index
+from .data.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from .hardware import auto_micro_batch
+from .models.blocks import CBAM, SelfAttentionBlock
+
+
+def _translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Shift a batch by (dy, dx) pixels with reflection at the border."""
+    h, w = x.shape[-2:]
+    p = max(abs(dy), abs(dx))
+    rows = reflect_index(h, p, x.device)[p - dy: p - dy + h]
+    cols = reflect_index(w, p, x.device)[p - dx: p - dx + w]
+    return x[:, :, rows][:, :, :, cols]
+
+
+# One-pixel shifts (dy, dx) each TTA mode adds to the image and its mirror (all eight directions were measured
+# no better for three times the inference: docs/experiments.md).
+TTA_SHIFTS = {"none": None, "flip": [], "flip_translate": [(1, 1), (-1, -1)]}
+
+
+def tta_views(x: torch.Tensor, tta: str) -> list[tuple[float, torch.Tensor]]:
+    """(weight, view) pairs, weights summing to 1: the image and its mirror, and with flip_translate both
+    also shifted one pixel down-right and up-left (airbench). The unshifted pair keeps half the weight."""
+    shifts = TTA_SHIFTS[tta]
+    if shifts is None:
+        return [(1.0, x)]
+    views = []
+    for v in (x, x.flip(-1)):
+        views.append((0.5 if not shifts else 0.25, v))
+        views += [(0.25 / len(shifts), _translate(v, dy, dx)) for dy, dx in shifts]
+    return views
+
+
+@torch.no_grad()
+def predict_logits(model, loader, dtype=None, tta: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (float32, on CPU) and labels for every batch of `loader`; TTA averages log-probabilities."""
+    outs, labels = [], []
+    for x, y in loader:
+        outs.append(infer_tta(model, x, dtype, tta).cpu()), labels.append(y.cpu())
+    return torch.cat(outs), torch.cat(labels)
+
+
+def infer_tta(model, x: torch.Tensor, dtype=None, tta: str = "none") -> torch.Tensor:
+    """Logits of a batch; with TTA, the weighted mean of the views' log-probabilities."""
+    views = tta_views(x, tta)
+    if len(views) == 1:
+        return infer(model, x, dtype)
+    return sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in views)
+
+
+@torch.no_grad()
+def infer(model, x, dtype=None):
+    """Float32 logits of a batch in eval mode, in passes of auto_micro_batch images where that is faster."""
+    model.eval()
+    n = auto_micro_batch(x.device, dtype) or len(x)
+    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        return torch.cat([model(part).float() for part in x.split(max(1, n))])
+
+
+def robustness(model, x: torch.Tensor, y: torch.Tensor, normalize, dtype=None, batch_size: int = 500,
+               corruptions=None) -> dict:
+    """Accuracy on each corruption at each severity (uint8 images `x`), and their mean."""
+    names = corruptions or list(CORRUPTIONS)
+    out = {}
+    for name in names:
+        accs = []
+        for sev in SEVERITIES:
+            correct = 0
+            for i in range(0, len(x), batch_size):
+                xb = normalize(corrupt(x[i:i + batch_size], name, sev))
+                correct += int((infer(model, xb, dtype).argmax(-1).cpu() == y[i:i + batch_size].cpu()).sum())
+            accs.append(correct / len(x))
+        out[name] = accs
+    mean = sum(sum(v) for v in out.values()) / (len(out) * len(SEVERITIES))
+    return {"per_corruption": out, "mean_corruption_acc": mean, "n": len(x)}
+
+
+@torch.no_grad()
+def throughput(model, device, dtype=None, batch_sizes=(1, 256), seconds: float = 2.0, channels_last=True) -> dict:
+    """Inference images per second for requests of each batch size through `infer` (after warm-up); on an fp32
+    CPU a request of 256 runs as two passes of 128, as every evaluation here does."""
+    model.eval()
+    out = {}
+    for bs in batch_sizes:
+        x = torch.randn(bs, 3, 32, 32, device=device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        infer(model, x, dtype)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            infer(model, x, dtype)
+            n += bs
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out[str(bs)] = round(n / (time.perf_counter() - t0), 1)
+    return out
+
+
+def gradcam(model, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017) on the last feature map: (B, H, W) maps in [0, 1] at input size."""
+    feats = {}
+    layer = model.stages[-1]
+    h = layer.register_forward_hook(lambda m, i, o: feats.__setitem__("a", o))
+    model.eval()
+    with torch.enable_grad():
+        logits = model(x.float())
+        target = logits.argmax(-1) if target is None else target
+        act = feats["a"]
+        grad, = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), act)
+    h.remove()
+    weights = grad.mean((2, 3), keepdim=True)
+    cam = F.relu((weights * act).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return (cam / cam.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)).detach()
+
+
+def attention_maps(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Spatial attention of every CBAM block and, for self-attention, how much each pixel is attended to,
+    upsampled to the input: name -> (B, H, W) maps in [0, 1]. Empty for models without attention maps."""
+    recorders = [m for m in model.modules() if isinstance(m, (CBAM, SelfAttentionBlock))]
+    for m in recorders:
+        m.record = True
+    try:
+        with torch.no_grad():
+            model.eval()(x)  # one pass: the blocks keep only their last pass's maps
+    finally:
+        for m in recorders:
+            m.record = False
+    maps = {}
+    for name, m in model.named_modules():
+        if isinstance(m, CBAM) and m.last_spatial is not None:
+            maps[f"{name} (CBAM spatial)"] = m.last_spatial[:, 0].float()
+        elif isinstance(m, SelfAttentionBlock) and m.last_weights is not None:
+            w = m.last_weights.float().mean((1, 2))  # attention received per key pixel, averaged over heads/queries
+            side = int(round(w.shape[-1] ** 0.5))
+            maps[f"{name} (self-attention)"] = w.view(-1, side, side)
+    out = {}
+    for k, v in maps.items():
+        v = F.interpolate(v[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        lo, hi = v.flatten(1).amin(1).view(-1, 1, 1), v.flatten(1).amax(1).view(-1, 1, 1)
+        out[k] = (v - lo) / (hi - lo).clamp(min=1e-12)
+    return out
+
+
+class Normalized(nn.Module):
+    """The model with input normalization inside: takes float RGB in [0, 1], (N, 3, 32, 32); returns logits.
+    What leaves the lab (predict, export) takes plain pixels."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.model((x - self.mean) / self.std)

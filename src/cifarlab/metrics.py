@@ -1,0 +1,138 @@
+"""Metrics computed from logits and labels (pure tensor functions), and the statistics of several runs."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor, k: int = 1) -> float:
+    topk = logits.topk(k, -1).indices
+    return (topk == y[:, None]).any(-1).float().mean().item()
+
+
+def per_class_accuracy(logits: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> list[float]:
+    pred = logits.argmax(-1)
+    return [(pred[y == c] == c).float().mean().item() if (y == c).any() else float("nan") for c in range(num_classes)]
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% confidence interval of an accuracy (Wilson score: stays inside [0, 1] near the ends)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (centre - half, centre + half)
+
+
+def confusion_matrix(pred: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    """counts[i, j] = images of true class i predicted as j."""
+    return torch.bincount(y * num_classes + pred, minlength=num_classes ** 2).view(num_classes, num_classes)
+
+
+def precision_recall_f1(cm: torch.Tensor) -> dict[str, list[float]]:
+    cm = cm.double()
+    tp = cm.diag()
+    precision = torch.where(cm.sum(0) > 0, tp / cm.sum(0).clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(cm.sum(1) > 0, tp / cm.sum(1).clamp(min=1), torch.zeros_like(tp))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
+                     torch.zeros_like(tp))
+    return {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist()}
+
+
+def calibration(probs: torch.Tensor, y: torch.Tensor, bins: int = 15) -> dict:
+    """Expected calibration error (equal-width confidence bins) and the reliability diagram's data."""
+    conf, pred = probs.max(-1)
+    correct = (pred == y).double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    which = torch.bucketize(conf.double(), edges[1:-1])  # bin i holds (edges[i], edges[i+1]] (Guo et al.)
+    ece, table = 0.0, []
+    for b in range(bins):
+        m = which == b
+        n = int(m.sum())
+        if n:
+            acc, c = correct[m].mean().item(), conf[m].double().mean().item()
+            ece += n / len(y) * abs(acc - c)
+        else:
+            acc = c = None
+        table.append({"lo": edges[b].item(), "hi": edges[b + 1].item(), "count": n, "accuracy": acc, "confidence": c})
+    return {"ece": ece, "bins": table}
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The temperature T that minimizes the NLL of softmax(logits / T) (Guo et al. 2017). Fitted on held-out
+    data, this one scalar fixes over- or under-confidence (label smoothing leaves nets underconfident)
+    without changing any prediction. Optimized in log T, so T stays positive."""
+    logits, y = logits.float().detach(), y.detach()
+    log_t = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        nll = F.cross_entropy(logits / log_t.exp(), y)
+        nll.backward()
+        return nll
+
+    opt.step(closure)
+    return float(log_t.detach().exp())
+
+
+def temperature_scaling(val_logits, val_y, test_logits, test_y) -> dict:
+    """Fit T on the validation logits; report it with the test set's ECE and loss at T."""
+    t = fit_temperature(val_logits, val_y)
+    return {"temperature": t, "fitted_on_n": len(val_y),
+            "ece": calibration((test_logits / t).softmax(-1), test_y)["ece"],
+            "test_loss": F.cross_entropy(test_logits / t, test_y).item()}
+
+
+def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> dict:
+    """McNemar's exact test on paired predictions: do two models err on different images more than chance?"""
+    b = int((correct_a & ~correct_b).sum())  # A right, B wrong
+    c = int((~correct_a & correct_b).sum())
+    n, k = b + c, min(b, c)
+    # two-sided exact binomial p-value with p = 1/2, summed in log space to stay finite for large n
+    if n == 0:
+        p = 1.0
+    else:
+        logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+        p = min(1.0, 2 * sum(math.exp(v) for v in logs))
+    return {"a_only": b, "b_only": c, "p_value": p}
+
+
+def most_confident_wrong(probs: torch.Tensor, y: torch.Tensor, k: int = 16) -> torch.Tensor:
+    conf, pred = probs.max(-1)
+    wrong = torch.nonzero(pred != y).flatten()
+    return wrong[conf[wrong].argsort(descending=True)[:k]]
+
+
+def classification_metrics(logits: torch.Tensor, y: torch.Tensor, classes) -> dict:
+    probs = logits.softmax(-1)
+    pred = logits.argmax(-1)
+    cm = confusion_matrix(pred, y, len(classes))
+    correct = int((pred == y).sum())
+    return {
+        "n": len(y), "test_acc": correct / len(y), "test_acc_ci": wilson_interval(correct, len(y)),
+        "test_loss": F.cross_entropy(logits, y).item(), "top2_acc": accuracy(logits, y, 2),
+        "per_class_acc": dict(zip(classes, per_class_accuracy(logits, y, len(classes)))),
+        **{k: dict(zip(classes, v)) for k, v in precision_recall_f1(cm).items()},
+        "confusion": cm.tolist(), "calibration": calibration(probs, y),
+    }
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def accuracy_cell(mean: float, std: float, n: int) -> str:
+    """Mean test accuracy of n seeds in percent, with their std; one seed has no spread ("± 0.00" would claim one)."""
+    return f"{100 * mean:.2f}%" + (f" ± {100 * std:.2f}" if n > 1 else "")
+
+
+def p_value_cell(p: float) -> str:
+    """A p-value too small for a double underflows to 0.0, which would read as impossible: bound it instead."""
+    return "< 1e-300" if p < 1e-300 else f"{p:.3g}"

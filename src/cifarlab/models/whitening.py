@@ -1,0 +1,49 @@
+"""The whitening first layer of airbench: filters from the training images' patch covariance."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from .blocks import activation
+
+
+class WhiteningStem(nn.Module):
+    """A 2x2 (or kxk) conv whose filters are the eigenvectors of the patch covariance, +/- (airbench).
+
+    Whitened inputs make the next layers' job well-conditioned. Weights are set from training images by
+    `init_whitening` and then frozen; the bias learns for `bias_epochs` (0 = always), then freezes.
+    """
+
+    SAMPLE = 5000  # training images whose patch covariance gives the filters
+
+    def __init__(self, channels: int = 24, kernel: int = 2, act: str = "gelu", bias_epochs: float = 0.0):
+        super().__init__()
+        if channels != 2 * 3 * kernel * kernel:
+            # one filter per eigenvector of the 3*k*k patch covariance, and its negative
+            raise ConfigError(f"model.stem: a whiten stem with kernel {kernel} has 2 x 3 x {kernel}² = "
+                              f"{2 * 3 * kernel * kernel} channels, not {channels}: set channels to that")
+        self.conv = nn.Conv2d(3, channels, kernel, padding=0, bias=True)
+        self.conv.weight.requires_grad_(False)
+        self.act = activation(act)
+        self.bias_epochs = bias_epochs
+
+    def on_step(self, step: int, steps_per_epoch: int) -> None:
+        if self.bias_epochs and step >= int(round(self.bias_epochs * steps_per_epoch)):
+            self.conv.bias.requires_grad_(False)
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        k = self.conv.kernel_size[0]
+        patches = images.float().unfold(2, k, 1).unfold(3, k, 1)  # (N, C, H', W', k, k)
+        patches = patches.transpose(1, 3).reshape(-1, 3 * k * k)
+        patches = patches - patches.mean(0)
+        cov = patches.T @ patches / len(patches)
+        eigval, eigvec = torch.linalg.eigh(cov.double())
+        # Patch vectors are ordered (c, kh, kw), the conv weight's own layout.
+        filters = (eigvec.T / torch.sqrt(eigval[:, None] + eps)).float().view(-1, 3, k, k)
+        self.conv.weight.copy_(torch.cat([filters, -filters]))
+
+    def forward(self, x):
+        return self.act(self.conv(x))

@@ -1,0 +1,53 @@
+
+import pytest
+import torch
+
+from cifarlab import checkpoint
+from cifarlab.train import build_run, train
+
+
+def test_checkpoint_round_trip(tiny_cfg, tmp_path):
+    run_dir, summary = train(tiny_cfg("baseline"), tmp_path)
+    model, cfg, ckpt = checkpoint.model_from_checkpoint(run_dir / "last.pt")
+    run = build_run(cfg, tmp_path / "other")
+    for k, v in run.model.state_dict().items():
+        assert v.shape == model.state_dict()[k].shape
+    assert ckpt["state"]["epoch"] == 2
+    ckpt_io_model = checkpoint.load(run_dir / "last.pt")["model"]
+    assert all(torch.equal(ckpt_io_model[k], v) for k, v in model.state_dict().items())
+
+
+def test_checkpoint_for_other_architecture(tiny_cfg, tmp_path):
+    run_dir, _ = train(tiny_cfg("baseline", "train.epochs=1"), tmp_path)
+    other = build_run(tiny_cfg("intermediate"), tmp_path / "x")
+    with pytest.raises(checkpoint.CheckpointError, match="different architecture"):
+        checkpoint.load_weights(other.model, checkpoint.load(run_dir)["model"], "that checkpoint")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("open('/tmp/cifarlab-ckpt-pwned', 'w').write('x')",))
+
+
+def test_checkpoint_that_runs_code_is_refused(tmp_path):
+    from pathlib import Path
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "x": _Evil()}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="refusing to load"):
+        checkpoint.load(path)
+    assert not Path("/tmp/cifarlab-ckpt-pwned").exists()
+
+
+def test_a_file_that_is_no_checkpoint(tmp_path):
+    (tmp_path / "config.yaml").write_text("model: {}\n")
+    with pytest.raises(checkpoint.CheckpointError, match="is not a checkpoint: give a run directory"):
+        checkpoint.load(tmp_path / "config.yaml")
+
+
+def test_truncated_checkpoint(tiny_cfg, tmp_path):
+    run_dir, _ = train(tiny_cfg("baseline", "train.epochs=1"), tmp_path)
+    raw = (run_dir / "last.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(tmp_path / "cut.pt")

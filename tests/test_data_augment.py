@@ -1,0 +1,43 @@
+
+import torch
+
+from cifarlab.data import augment
+
+
+def test_flip_mirrors():
+    x = torch.arange(2 * 3 * 4 * 5).view(2, 3, 4, 5)
+    out = augment.flip(x, torch.tensor([True, False]))
+    assert torch.equal(out[0], x[0].flip(-1)) and torch.equal(out[1], x[1])
+
+
+def test_translate_stays_in_bounds_and_is_a_shift():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (64, 3, 32, 32), dtype=torch.uint8)
+    out = augment.random_translate(x, 4, g, "zeros")
+    assert out.shape == x.shape and out.dtype == x.dtype
+    for i in range(64):  # each output is the input shifted by some (dy, dx) with |d| <= 4, zero outside
+        found = False
+        for dy in range(-4, 5):
+            for dx in range(-4, 5):
+                ref = torch.zeros_like(x[i])
+                ys, xs = slice(max(0, dy), 32 + min(0, dy)), slice(max(0, dx), 32 + min(0, dx))
+                ys_src, xs_src = slice(max(0, -dy), 32 + min(0, -dy)), slice(max(0, -dx), 32 + min(0, -dx))
+                ref[:, ys_src, xs_src] = x[i][:, ys, xs]
+                found |= torch.equal(out[i], ref)
+        assert found, f"image {i} is not a bounded translate"
+    out_r = augment.random_translate(x, 2, g, "reflect")
+    assert out_r.shape == x.shape
+    assert set(out_r.unique().tolist()) <= set(x.unique().tolist())
+
+
+def test_reflect_index():
+    assert augment.reflect_index(4, 2).tolist() == [2, 1, 0, 1, 2, 3, 2, 1]
+
+
+def test_cutout_area():
+    g = torch.Generator().manual_seed(0)
+    x = torch.ones(200, 3, 32, 32)
+    out = augment.cutout(x, 8, g)
+    zeros = (out[:, 0] == 0).sum((1, 2))
+    assert zeros.max() == 64 and zeros.min() >= 16  # a full square inside, clipped at a corner at worst
+    assert torch.equal((out == 0).all(1), (out[:, :1] == 0).squeeze(1))  # same square in every channel

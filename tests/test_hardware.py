@@ -1,0 +1,78 @@
+
+import pytest
+import torch
+
+from cifarlab import UserError
+from cifarlab.hardware import select_precision
+
+
+def test_precision_selection():
+    cpu = torch.device("cpu")
+    assert select_precision(cpu, "fp32") is None
+    assert select_precision(cpu, "bf16") is torch.bfloat16
+    with pytest.raises(UserError, match="fp16"):
+        select_precision(cpu, "fp16")
+
+
+def test_cuda_precision_choice_without_a_gpu(monkeypatch):
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert select_precision(cuda) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert select_precision(cuda) is torch.float16  # older GPUs: fp16 autocast, with a GradScaler in Run
+
+
+def test_cuda_index_beyond_the_gpus_is_refused(monkeypatch):
+    from cifarlab.hardware import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert select_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(UserError, match="there are 2 GPUs: use cuda:0 .. cuda:1"):
+        select_device("cuda:2")
+
+
+def test_cpu_description_names_the_vector_unit(monkeypatch):
+    from cifarlab import hardware
+
+    flags = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma"
+    assert hardware.cpu_vector_isa(flags) == "AVX2"
+    assert hardware.cpu_vector_isa(flags + " avx512f avx512bw avx512_bf16") == "AVX-512 BF16"
+    assert hardware.cpu_vector_isa(flags + " avx512f") == "AVX-512"
+    assert hardware.cpu_vector_isa("flags : fpu sse2") == ""
+    monkeypatch.setattr(hardware, "_cpuinfo", lambda: flags)
+    desc = hardware.device_description(torch.device("cpu"))
+    assert desc == f"cpu (AMD EPYC, {torch.get_num_threads()} threads, AVX2)"
+    assert not hardware.cpu_has_native_bf16()
+
+
+def test_freed_memory_is_reused_without_page_faults():
+    """After keep_freed_memory, training steps whose activations are larger than glibc's largest mmap
+    threshold (32 MiB) reuse the memory freed by the step before instead of having the kernel map and zero it
+    anew: by default each of these steps faulted ~7 activations' worth of pages."""
+    import resource
+
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from cifarlab.hardware import is_glibc, keep_freed_memory
+
+    if not is_glibc():
+        pytest.skip("the allocator setting is for glibc on Linux")
+    assert keep_freed_memory(torch.device("cpu"))
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    x = torch.randn(256, 16, 64, 64)  # 64 MiB, as is every activation below
+
+    def step():
+        conv.zero_grad(set_to_none=True)
+        F.relu(conv(x)).sum().backward()
+
+    for _ in range(5):  # the heap grows to the step's peak, then stays
+        step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        step()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    pages = x.numel() * 4 // resource.getpagesize()
+    assert faults < 2 * pages, f"{faults} page faults in 5 steps; one activation is {pages} pages"

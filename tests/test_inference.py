@@ -1,0 +1,59 @@
+import math
+
+import torch
+
+from cifarlab.inference import infer, tta_views
+
+
+def test_inference_in_passes_matches_one_pass():
+    """On an fp32 CPU, infer splits a batch into passes of 128 (faster); the logits must not change."""
+    from cifarlab.config import load_preset
+    from cifarlab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(load_preset("advanced").model).eval()
+    for m in model.modules():  # non-trivial running statistics, so eval-mode BN is not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(300, 3, 32, 32)  # passes of 128, 128 and 44
+    with torch.no_grad():
+        whole = model(x)
+    sizes = []
+    hook = model.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    assert torch.allclose(infer(model, x), whole, atol=1e-4, rtol=1e-4)
+    hook.remove()
+    assert sizes == [128, 128, 44]
+    assert infer(model, x[:0]).shape == (0, 10)
+
+
+def test_tta_views_weights():
+    x = torch.randn(2, 3, 8, 8)
+    assert len(tta_views(x, "none")) == 1
+    v = tta_views(x, "flip")
+    assert torch.equal(v[1][1], x.flip(-1)) and sum(w for w, _ in v) == 1
+    v = tta_views(x, "flip_translate")
+    assert len(v) == 6 and math.isclose(sum(w for w, _ in v), 1.0)
+    assert [w for w, _ in v] == [0.25, 0.125, 0.125] * 2  # the unshifted pair keeps half the weight
+    shifted = v[1][1]
+    assert torch.equal(shifted[..., 1:, 1:], x[..., :-1, :-1])  # moved down-right by one pixel
+    assert torch.equal(v[5][1][..., :-1, :-1], x.flip(-1)[..., 1:, 1:])  # the mirror, moved up-left
+
+
+def test_attention_maps_of_cbam_and_self_attention():
+    from cifarlab.inference import attention_maps
+    from cifarlab.models import build_model
+    from cifarlab.models.blocks import CBAM, SelfAttentionBlock
+
+    torch.manual_seed(0)
+    model = build_model({"stages": [{"block": "conv", "channels": 8, "pool": "max"},
+                                    {"block": "residual", "channels": 8, "attention": "cbam"},
+                                    {"block": "self_attention", "channels": 8, "heads": 2}]})
+    for m in model.modules():  # the zero-initialized projection would make self-attention the identity
+        if isinstance(m, SelfAttentionBlock):
+            torch.nn.init.normal_(m.proj.weight)
+    maps = attention_maps(model, torch.randn(3, 3, 32, 32))
+    assert sorted(k.split(" ", 1)[1] for k in maps) == ["(CBAM spatial)", "(self-attention)"]
+    for v in maps.values():
+        assert v.shape == (3, 32, 32) and v.min() >= 0 and v.max() <= 1 and torch.isfinite(v).all()
+    assert not any(m.record for m in model.modules() if isinstance(m, (CBAM, SelfAttentionBlock)))
+    assert attention_maps(build_model({"stages": [{"block": "conv", "channels": 8}]}), torch.randn(1, 3, 32, 32)) == {}

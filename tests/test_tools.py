@@ -1,0 +1,56 @@
+"""tools/readme_table.py: the README's results table between its markers."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cifarlab import UserError
+from cifarlab.commands.bench import aggregate, results_table
+from cifarlab.rundir import summary_from_dict
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+sys.path.insert(0, str(TOOLS))
+from readme_table import END, START, update_readme  # noqa: E402
+
+
+def _summary(seed, acc, wall, reached=None):
+    return summary_from_dict({
+        "preset": "advanced", "seed": seed, "test_acc": acc, "test_loss": 1.0, "wall_time_s": wall,
+        "train_img_per_s": 500.0, "time_to_val_acc": {"90": reached, "93": None, "94": None}, "epochs": 9,
+        "epochs_trained": 8.5, "tta": "flip_translate", "params": 2_000_000, "flops_per_image": 236_000_000,
+        "device": "cpu (x, 2 threads)", "dtype": "bf16", "torch": "2.13.0", "n_train": 45000, "n_val": 5000,
+        "best_val_acc": 0.9, "best_epoch": 9, "steps": 374, "train_time_s": wall - 50})
+
+
+def test_results_table_and_readme(tmp_path):
+    r = aggregate([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7)])
+    (tmp_path / "advanced.bench.json").write_text(json.dumps(dataclasses.asdict(r)))
+    table = results_table([tmp_path / "advanced.bench.json"])
+    assert "| advanced | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | 45,000 / 5,000 | 8,7 / - / - |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{START}\nold\n{END}\nafter\n")
+    update_readme(readme, table)
+    text = readme.read_text()
+    assert "old" not in text and "| advanced |" in text and text.endswith(f"{END}\nafter\n")
+    readme.write_text("no markers")
+    with pytest.raises(UserError, match="markers"):
+        update_readme(readme, table)
+
+
+def test_readme_table_script_writes_the_table(tmp_path):
+    r = aggregate([_summary(0, 0.93, 800, 8)])
+    bench_file = tmp_path / "advanced.bench.json"
+    bench_file.write_text(json.dumps(dataclasses.asdict(r)))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\n{END}\n")
+    run = subprocess.run([sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(bench_file)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "| advanced | 93.00% | 1 |" in readme.read_text()
+    bad = subprocess.run([sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(tmp_path / "no.json")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: cannot read bench result") and "Traceback" not in bad.stderr
