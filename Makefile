@@ -8,13 +8,13 @@ SHARED := $(abspath ../shared/data/cifar-10-batches-py)
 # Use the copy beside the checkout when there is one; otherwise cifarlab downloads to ~/.cache/cifarlab.
 export CIFAR10_DIR ?= $(if $(wildcard $(SHARED)/test_batch),$(SHARED),)
 
-.PHONY: setup train test bench results report clean
+.PHONY: setup train test lint format bench results report clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $@
 
 train: setup
@@ -22,6 +22,16 @@ train: setup
 
 test: setup
 	$(PY) -m pytest $(ARGS)
+
+# ruff (lint + format check) and the import-linter layers contract (pyproject.toml): every import points down.
+lint: setup
+	$(VENV)/bin/ruff check src tests tools
+	$(VENV)/bin/ruff format --check src tests tools
+	$(VENV)/bin/lint-imports
+
+format: setup
+	$(VENV)/bin/ruff check --fix src tests tools
+	$(VENV)/bin/ruff format src tests tools
 
 # Accuracy/speed benchmarks (long): 3 seeds per stage, then the README table from their JSON.
 bench: setup
@@ -31,11 +41,11 @@ bench: setup
 	$(MAKE) results
 
 results: setup
-	$(VENV)/bin/cifarlab results results/*.bench.json $(wildcard results/avx2/*.bench.json) \
-	  $(wildcard results/amx/*.bench.json) $(wildcard results/h100/*.bench.json) --readme README.md
+	$(PY) tools/readme_table.py README.md results/*.bench.json $(wildcard results/avx2/*.bench.json) \
+	  $(wildcard results/amx/*.bench.json) $(wildcard results/h100/*.bench.json)
 
-# The comparison report (evaluation, McNemar, robustness, calibration) of the runs in results/runs/ (about 19 min
-# for nine runs on the 2-core AVX2 machine; runs already evaluated are not evaluated again).
+# The comparison report (evaluation, McNemar, robustness, calibration) of the runs in results/runs/ (runs already
+# evaluated are not evaluated again).
 report: setup
 	$(VENV)/bin/cifarlab compare $(wildcard results/runs/*-baseline) $(wildcard results/runs/*-intermediate) \
 	  $(wildcard results/runs/*-advanced) --out results/report

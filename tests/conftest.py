@@ -12,12 +12,18 @@ from cifarlab.config import apply_overrides, load_preset
 from cifarlab.data.cifar10 import CLASSES, FOLDER, META_FILE, TEST_FILE, TRAIN_FILES
 from cifarlab.train import train
 
-TINY = ["data.val_size=50", "data.batch_size=50", "data.eval_batch_size=100", "train.epochs=2",
-        "runtime.tensorboard=false"]
+TINY = [
+    "data.val_size=50",
+    "data.batch_size=50",
+    "data.eval_batch_size=100",
+    "train.epochs=2",
+    "runtime.tensorboard=false",
+]
 
 
-def make_synthetic(root: Path, n_train_per_batch: int = 100, n_test: int = 100, seed: int = 0,
-                   learnable: bool = True) -> Path:
+def make_synthetic(
+    root: Path, n_train_per_batch: int = 100, n_test: int = 100, seed: int = 0, learnable: bool = True
+) -> Path:
     """Write a small dataset in the python layout, as the real one is laid out.
 
     With `learnable`, each class has its own colour tint so a model can learn it in a few steps.
@@ -53,6 +59,7 @@ def tiny_data(tmp_path_factory):
 def tiny_cfg(tiny_data):
     def make(preset="baseline", *extra):
         return apply_overrides(load_preset(preset), TINY + [f"data.dir={tiny_data}", *extra])
+
     return make
 
 

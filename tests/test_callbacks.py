@@ -1,5 +1,3 @@
-
-
 from cifarlab.callbacks import CurvesPlot, TerminalView, sparkline
 from cifarlab.config import apply_overrides, load_preset
 from cifarlab.rundir import EpochRecord
@@ -11,7 +9,8 @@ def test_tensorboard_tags(two_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     (event_dir,) = {p.parent for p in (two_runs[0] / "tensorboard").rglob("events.out.tfevents.*")} - {
-        p.parent for p in (two_runs[0] / "tensorboard").glob("*/events.out.tfevents.*")}
+        p.parent for p in (two_runs[0] / "tensorboard").glob("*/events.out.tfevents.*")
+    }
     acc = EventAccumulator(str(event_dir), size_guidance={"images": 0}).Reload()
     scalars = set(acc.Tags()["scalars"])
     assert {"epoch/train_loss", "epoch/val_acc", "epoch/lr", "epoch/img_per_s", "step/train_loss"} <= scalars
@@ -81,3 +80,32 @@ def test_terminal_view_live_renders(tiny_data, tmp_path):
 
 def test_sparkline():
     assert sparkline([1, 2, 3]) == "▁▅█" and sparkline([]) == ""
+
+
+def test_live_view_ends_on_the_last_epoch_not_past_it(tiny_data, tmp_path):
+    from rich.console import Console
+
+    console = Console(file=open(tmp_path / "tty.txt", "w"), force_terminal=True, width=140)
+    cfg = apply_overrides(load_preset("baseline"), TINY + [f"data.dir={tiny_data}", "train.epochs=3"])
+    view = TerminalView(console=console, live=True)
+    train(cfg, tmp_path / "runs", callbacks=[view])
+    console.file.close()
+    text = (tmp_path / "tty.txt").read_text()
+    assert "epoch 3/3" in text and "epoch 4/3" not in text
+    task = view.progress.tasks[0]
+    assert task.completed == task.total  # left full, not reset to 0 of the next epoch
+
+
+def test_curves_have_whole_epoch_ticks_and_a_plain_constant_lr_axis():
+    from cifarlab.plots import curves_figure
+
+    history = [
+        {"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.1 / e, "train_acc": 0.1 * e, "val_acc": 0.1 * e, "lr": 0.02}
+        for e in (1, 2, 3)
+    ]
+    fig = curves_figure(history)
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert all(float(t).is_integer() for t in ticks), ticks
+    lo, hi = fig.axes[2].get_ylim()
+    assert (lo, hi) == (0, 0.04)  # a constant lr sits mid-axis, not on a 0.0190-0.0210 scale

@@ -1,7 +1,3 @@
-
-
-
-
 def test_every_ablation_variant_is_a_valid_config():
     from cifarlab.commands.ablation import VARIANTS, apply_variant, uses
     from cifarlab.config import load_preset

@@ -9,11 +9,29 @@ from conftest import TINY
 
 
 def _summary(seed, acc, wall, reached=None):
-    return {"preset": "advanced", "seed": seed, "test_acc": acc, "wall_time_s": wall, "train_img_per_s": 500.0,
-            "time_to_val_acc": {"90": reached, "93": None, "94": None}, "epochs": 9, "epochs_trained": 8.5, "tta": "flip_translate",
-            "params": 2_000_000, "flops_per_image": 236_000_000, "device": "cpu (x, 2 threads)", "dtype": "bf16",
-            "torch": "2.13.0", "n_train": 45000, "n_val": 5000,
-            "test_loss": 1.0, "best_val_acc": 0.9, "best_epoch": 9, "steps": 374, "train_time_s": wall - 50}
+    return {
+        "preset": "advanced",
+        "seed": seed,
+        "test_acc": acc,
+        "wall_time_s": wall,
+        "train_img_per_s": 500.0,
+        "time_to_val_acc": {"90": reached, "93": None, "94": None},
+        "epochs": 9,
+        "epochs_trained": 8.5,
+        "tta": "flip_translate",
+        "params": 2_000_000,
+        "flops_per_image": 236_000_000,
+        "device": "cpu (x, 2 threads)",
+        "dtype": "bf16",
+        "torch": "2.13.0",
+        "n_train": 45000,
+        "n_val": 5000,
+        "test_loss": 1.0,
+        "best_val_acc": 0.9,
+        "best_epoch": 9,
+        "steps": 374,
+        "train_time_s": wall - 50,
+    }
 
 
 def test_aggregate_mean_std():
@@ -25,15 +43,23 @@ def test_aggregate_mean_std():
 
 def test_results_table_groups_stages_by_machine(tmp_path):
     paths = []
-    for device, preset in [("cuda (GPU)", "advanced"), ("cpu (x, 2 threads)", "advanced"),
-                           ("cuda (GPU)", "baseline"), ("cpu (x, 2 threads)", "baseline")]:
+    for device, preset in [
+        ("cuda (GPU)", "advanced"),
+        ("cpu (x, 2 threads)", "advanced"),
+        ("cuda (GPU)", "baseline"),
+        ("cpu (x, 2 threads)", "baseline"),
+    ]:
         r = _agg([dict(_summary(0, 0.9, 10), device=device, preset=preset)])
         paths.append(tmp_path / f"{len(paths)}.bench.json")
         paths[-1].write_text(json.dumps(r))
     rows = results_table(paths).splitlines()[2:]
     assert rows[0].startswith("| baseline | 90.00% | 1 |")  # one seed: no "± 0.00"
     assert [(row.split("|")[1].strip(), row.split("|")[-2].split(",")[0].strip()) for row in rows] == [
-        ("baseline", "cpu (x"), ("advanced", "cpu (x"), ("baseline", "cuda (GPU)"), ("advanced", "cuda (GPU)")]
+        ("baseline", "cpu (x"),
+        ("advanced", "cpu (x"),
+        ("baseline", "cuda (GPU)"),
+        ("advanced", "cuda (GPU)"),
+    ]
 
 
 def _write(path, r):

@@ -12,8 +12,11 @@ def test_board_serves_tensorboard_on_loopback(two_runs):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "cifarlab", "board", str(two_runs[0].parent), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cifarlab", "board", str(two_runs[0].parent), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline, runs = time.time() + 90, ""
         while time.time() < deadline and "baseline" not in runs and proc.poll() is None:

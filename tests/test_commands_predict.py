@@ -33,13 +33,22 @@ def test_predict_cli(trained, tmp_path, capsys):
     Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "a.png")
     Image.new("RGB", (20, 20), (30, 200, 30)).save(tmp_path / "b.jpg")
     (tmp_path / "notimage.png").write_text("hello")
-    assert main(["predict", str(trained), str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), "--json", "--top", "2"]) == 0
+    assert (
+        main(["predict", str(trained), str(tmp_path / "a.png"), str(tmp_path / "b.jpg"), "--json", "--top", "2"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert [r["image"] for r in out["results"]] == [str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]
     top = out["results"][0]["top"]
     assert len(top) == 2 and top[0]["prob"] >= top[1]["prob"] and 0 < top[0]["prob"] <= 1
-    code = main(["predict", str(trained), str(tmp_path / "a.png"), str(tmp_path / "notimage.png"),
-                 str(tmp_path / "missing.png")])
+    code = main(
+        [
+            "predict",
+            str(trained),
+            str(tmp_path / "a.png"),
+            str(tmp_path / "notimage.png"),
+            str(tmp_path / "missing.png"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "a.png:" in captured.out  # the good one is still classified
@@ -71,8 +80,9 @@ def test_predict_uses_the_runs_tta_or_the_one_asked(trained, tmp_path):
         for r, row in zip(results, want):
             got = {t["class"]: t["prob"] for t in r["top"]}
             assert len(got) == 10
-            for c, prob in zip(("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                                "truck"), row.tolist()):
+            for c, prob in zip(
+                ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"), row.tolist()
+            ):
                 assert got[c] == pytest.approx(prob, abs=1e-4)
 
 
@@ -89,7 +99,7 @@ def test_predict_applies_the_temperature_evaluate_fitted(trained, tmp_path, caps
     img = [str(tmp_path / "a.png")]
     raw = predict(str(run), img, top_k=10)[0][0]
     assert raw["temperature"] is None  # not evaluated yet: nothing to calibrate with
-    t = evaluate_run(str(run), robustness_n=0, figures=False, speed=False)["temperature_scaling"]["temperature"]
+    t = evaluate_run(str(run), robustness_n=0, figures=False, speed=False).temperature_scaling["temperature"]
     cal = predict(str(run), img, top_k=10)[0][0]
     assert cal["temperature"] == pytest.approx(t)
     p_raw = torch.tensor([r["prob"] for r in sorted(raw["top"], key=lambda r: r["class"])])

@@ -4,6 +4,7 @@ import subprocess
 import pytest
 
 from cifarlab.commands.report import compare
+from cifarlab.rundir import AblationRow
 
 SECTIONS = ["runs", "learning-curves", "per-class-accuracy", "mcnemar-tests", "robustness", "calibration", "ablation"]
 
@@ -11,8 +12,7 @@ SECTIONS = ["runs", "learning-curves", "per-class-accuracy", "mcnemar-tests", "r
 @pytest.fixture(scope="module")
 def report(two_runs, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    ablation = [{"variant": "full", "removed": "nothing", "test_acc": 0.5},
-                {"variant": "no_tta", "removed": "test-time augmentation", "test_acc": 0.45}]
+    ablation = [AblationRow("full", "nothing", 0.5), AblationRow("no_tta", "test-time augmentation", 0.45)]
     return compare(two_runs, out, str(tiny_data), ablation=ablation)
 
 
@@ -32,14 +32,29 @@ def test_report_in_headless_chromium(report, tmp_path):
     if exe is None:
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
     html_path, _ = report
-    flags = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    flags = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
     try:
         dom = subprocess.run(flags + ["--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=120)
         shot = tmp_path / "shot.png"
-        snap = subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1200,2400", html_path.as_uri()],
-                              capture_output=True, text=True, timeout=120)
+        snap = subprocess.run(
+            flags + [f"--screenshot={shot}", "--window-size=1200,2400", html_path.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except (subprocess.TimeoutExpired, OSError) as e:
         pytest.skip(f"Chromium could not run here: {e}")
     assert dom.returncode == 0, dom.stderr[-2000:]

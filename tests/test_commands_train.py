@@ -26,15 +26,22 @@ def _metrics(run_dir):
 @pytest.fixture(scope="module")
 def reference(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref")
-    subprocess.run(_cli("train", "baseline", "--data", str(tiny_data), "--out", str(out), "--plain", *ARGS),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _cli("train", "baseline", "--data", str(tiny_data), "--out", str(out), "--plain", *ARGS),
+        check=True,
+        capture_output=True,
+    )
     (run_dir,) = out.iterdir()
     return run_dir
 
 
 def _start(tiny_data, out):
-    return subprocess.Popen(_cli("train", "baseline", "--data", str(tiny_data), "--out", str(out), "--plain", *ARGS),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        _cli("train", "baseline", "--data", str(tiny_data), "--out", str(out), "--plain", *ARGS),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(path, proc, timeout=60):
@@ -51,8 +58,11 @@ def test_sigkill_then_resume_gives_identical_metrics(tiny_data, tmp_path, refere
     proc = _start(tiny_data, tmp_path)
     while proc.poll() is None:
         runs = list(tmp_path.iterdir())
-        if runs and (runs[0] / "metrics.jsonl").exists() and \
-                len((runs[0] / "metrics.jsonl").read_text().splitlines()) >= after_epochs:
+        if (
+            runs
+            and (runs[0] / "metrics.jsonl").exists()
+            and len((runs[0] / "metrics.jsonl").read_text().splitlines()) >= after_epochs
+        ):
             break
         time.sleep(0.005)
     proc.kill()
@@ -60,8 +70,9 @@ def test_sigkill_then_resume_gives_identical_metrics(tiny_data, tmp_path, refere
     (run_dir,) = tmp_path.iterdir()
     ckpt = checkpoint.load(run_dir / "last.pt")  # intact after kill -9
     assert ckpt["state"]["epoch"] >= min(after_epochs, 6)
-    r = subprocess.run(_cli("train", "--resume", str(run_dir), "--data", str(tiny_data), "--plain"),
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        _cli("train", "--resume", str(run_dir), "--data", str(tiny_data), "--plain"), capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert _metrics(run_dir) == _metrics(reference)
     a = json.loads((run_dir / "summary.json").read_text())
@@ -81,8 +92,9 @@ def test_sigint_saves_and_says_how_to_resume(tiny_data, tmp_path, reference):
         pytest.skip("run finished before the signal arrived")
     assert proc.returncode == 130, err
     assert f"cifarlab train --resume {run_dir}" in out and "Traceback" not in err
-    r = subprocess.run(_cli("train", "--resume", str(run_dir), "--data", str(tiny_data), "--plain"),
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        _cli("train", "--resume", str(run_dir), "--data", str(tiny_data), "--plain"), capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert _metrics(run_dir) == _metrics(reference)
 
@@ -92,7 +104,17 @@ def test_unwritable_output_dir(tiny_data, tmp_path, capsys):
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    code = main(["train", "baseline", "--data", str(tiny_data), "--out", str(blocker / "runs"), "--plain",
-                 *[a for s in TINY for a in ("--set", s)]])
+    code = main(
+        [
+            "train",
+            "baseline",
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(blocker / "runs"),
+            "--plain",
+            *[a for s in TINY for a in ("--set", s)],
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "cannot write the run directory" in err and "Traceback" not in err

@@ -1,5 +1,8 @@
+"""Config: presets, --set, choices declared on the fields, keys of earlier versions, unknown keys."""
 
+import pytest
 
+from cifarlab import ConfigError
 
 
 def test_resolve_applies_the_cli_shorthands():
@@ -9,3 +12,47 @@ def test_resolve_applies_the_cli_shorthands():
     assert (cfg.name, cfg.optim.lr, cfg.train.epochs, cfg.train.seed) == ("baseline", 0.5, 2.5, 7)
     assert (cfg.runtime.device, cfg.runtime.precision) == ("cpu", "fp32")
     assert resolve().name == "advanced" and resolve().runtime.precision == "auto"
+
+
+def test_keys_of_earlier_versions_move_with_a_note(capsys):
+    from cifarlab.config import apply_overrides, load_preset
+
+    cfg = apply_overrides(
+        load_preset("advanced"),
+        ["train.precision=fp32", "optim.label_smoothing=0.1", "train.whiten_bias_epochs=2", "train.micro_batch=64"],
+    )
+    assert (cfg.runtime.precision, cfg.loss.label_smoothing, cfg.runtime.micro_batch) == ("fp32", 0.1, 64)
+    assert cfg.model["stem"]["bias_epochs"] == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and any("note: config key 'train.precision' is now 'runtime.precision'" in e for e in err)
+    # on a net without a whitening stem the old key did nothing: 0 is accepted, anything else is an error
+    base = apply_overrides(load_preset("baseline"), ["train.whiten_bias_epochs=0"])
+    assert "bias_epochs" not in base.model.get("stem", {})
+    with pytest.raises(ConfigError, match="bias_epochs is for a whiten stem"):
+        apply_overrides(load_preset("baseline"), ["model.stem.bias_epochs=1"])
+
+
+@pytest.mark.parametrize(
+    "key,near",
+    [
+        ("optim.lrr", "optim.lr"),
+        ("optm.lr", "optim.lr"),
+        ("train.epoch", "train.epochs"),
+        ("runtime.devise", "runtime.device"),
+    ],
+)
+def test_an_unknown_key_names_the_nearest(key, near):
+    from cifarlab.config import apply_overrides, load_preset
+
+    with pytest.raises(ConfigError, match=f"unknown config key '{key}': did you mean .*{near}"):
+        apply_overrides(load_preset("baseline"), [f"{key}=1"])
+
+
+def test_choices_are_declared_on_the_fields():
+    from cifarlab.config import apply_overrides, choices, load_preset
+
+    assert choices("eval.tta") == ("none", "flip", "flip_translate")
+    assert choices("data.augment.flip") == ("none", "random", "alternate")
+    assert "muon" in choices("optim.name") and "fp16" in choices("runtime.precision")
+    with pytest.raises(ConfigError, match="'schedule.name': 'cosin'; choose one of constant, step, cosine"):
+        apply_overrides(load_preset("baseline"), ["schedule.name=cosin"])

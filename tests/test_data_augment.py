@@ -1,4 +1,3 @@
-
 import torch
 
 from cifarlab.data import augment

@@ -183,8 +183,12 @@ def test_download_cut_short_leaves_nothing(tiny_data, tmp_path):
     cache = tmp_path / "cache"
     try:
         with pytest.raises(DataError, match="cut short.*nothing was kept"):
-            cifar10.download_and_extract(cache, url=f"http://127.0.0.1:{srv.server_address[1]}/c.tar.gz",
-                                      md5=hashlib.md5(blob).hexdigest(), quiet=True)
+            cifar10.download_and_extract(
+                cache,
+                url=f"http://127.0.0.1:{srv.server_address[1]}/c.tar.gz",
+                md5=hashlib.md5(blob).hexdigest(),
+                quiet=True,
+            )
     finally:
         srv.shutdown()
     assert list(cache.iterdir()) == []

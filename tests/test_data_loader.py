@@ -1,4 +1,3 @@
-
 import torch
 
 from cifarlab.config import AugmentConfig

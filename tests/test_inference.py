@@ -45,9 +45,15 @@ def test_attention_maps_of_cbam_and_self_attention():
     from cifarlab.models.blocks import CBAM, SelfAttentionBlock
 
     torch.manual_seed(0)
-    model = build_model({"stages": [{"block": "conv", "channels": 8, "pool": "max"},
-                                    {"block": "residual", "channels": 8, "attention": "cbam"},
-                                    {"block": "self_attention", "channels": 8, "heads": 2}]})
+    model = build_model(
+        {
+            "stages": [
+                {"block": "conv", "channels": 8, "pool": "max"},
+                {"block": "residual", "channels": 8, "attention": "cbam"},
+                {"block": "self_attention", "channels": 8, "heads": 2},
+            ]
+        }
+    )
     for m in model.modules():  # the zero-initialized projection would make self-attention the identity
         if isinstance(m, SelfAttentionBlock):
             torch.nn.init.normal_(m.proj.weight)

@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 
@@ -55,7 +54,7 @@ def test_mcnemar_by_hand():
     a = torch.tensor([True] * 5 + [True] * 10)
     b = torch.tensor([False] * 5 + [True] * 10)
     t = mcnemar(a, b)
-    assert (t["a_only"], t["b_only"]) == (5, 0) and t["p_value"] == pytest.approx(2 * 0.5 ** 5)
+    assert (t["a_only"], t["b_only"]) == (5, 0) and t["p_value"] == pytest.approx(2 * 0.5**5)
     same = mcnemar(a, a)
     assert same["p_value"] == 1.0
     big = mcnemar(torch.tensor([True] * 600 + [False] * 400), torch.tensor([False] * 600 + [True] * 400))

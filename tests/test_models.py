@@ -17,12 +17,15 @@ def _grads_flow(module, x):
             assert p.grad is not None, f"no gradient reaches {name}"
 
 
-@pytest.mark.parametrize("make,shape", [
-    (lambda: ConvBlock(8, 16, pool="max", bn=True), (2, 16, 4, 4)),
-    (lambda: ConvBlock(8, 16, attention="se"), (2, 16, 8, 8)),
-    (lambda: ResidualBlock(8, 16, pool="avg", bn=True, attention="cbam"), (2, 16, 4, 4)),
-    (lambda: ResidualBlock(8, 8, dropout=0.1), (2, 8, 8, 8)),
-])
+@pytest.mark.parametrize(
+    "make,shape",
+    [
+        (lambda: ConvBlock(8, 16, pool="max", bn=True), (2, 16, 4, 4)),
+        (lambda: ConvBlock(8, 16, attention="se"), (2, 16, 8, 8)),
+        (lambda: ResidualBlock(8, 16, pool="avg", bn=True, attention="cbam"), (2, 16, 4, 4)),
+        (lambda: ResidualBlock(8, 8, dropout=0.1), (2, 8, 8, 8)),
+    ],
+)
 def test_block_shapes_and_gradients(make, shape):
     torch.manual_seed(0)
     block = make()
@@ -92,36 +95,87 @@ def test_presets_build_and_forward(name):
 
 
 def test_builder_from_plain_dict():
-    spec = {"stem": {"type": "conv", "channels": 16}, "defaults": {"bn": True},
-            "stages": [{"block": "residual", "channels": 32, "depth": 2, "pool": "max", "attention": "se"},
-                       {"block": "self_attention", "heads": 4}],
-            "head": {"pool": "avg", "dropout": 0.1}}
+    spec = {
+        "stem": {"type": "conv", "channels": 16},
+        "defaults": {"bn": True},
+        "stages": [
+            {"block": "residual", "channels": 32, "depth": 2, "pool": "max", "attention": "se"},
+            {"block": "self_attention", "heads": 4},
+        ],
+        "head": {"pool": "avg", "dropout": 0.1},
+    }
     model = build_model(spec)
     assert len(model.stages) == 3 and isinstance(model.stages[2], SelfAttentionBlock)
     assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
     assert count_flops(model) > count_flops(build_model({**spec, "stages": spec["stages"][:1]}))
 
 
-@pytest.mark.parametrize("spec,msg", [
-    ({"stages": [{"block": "nope"}]}, "unknown block 'nope'.*choose one of conv"),
-    ({"stages": [{"block": "conv", "colour": 1}]}, "unknown key 'colour' in model.stages.0"),
-    ({"stages": [{"block": "conv", "attention": "magic"}]}, "unknown attention 'magic'"),
-    ({"stages": [{"block": "conv", "channels": -3}]}, "positive integers"),
-    ({"stages": []}, "non-empty list"),
-    ({"stem": {"type": "x"}, "stages": [{}]}, "unknown model.stem.type"),
-    ({"stages": [{"block": "conv"}], "head": {"pool": "median"}}, "head.pool"),
-    ({"stages": [{"block": "conv", "kernel": "abc"}]}, r"'model.stages.0.kernel': 'abc'; must be a positive integer"),
-    ({"stages": [{"block": "conv", "dropout": 1.5}]}, r"'model.stages.0.dropout': 1.5; must be a number in \[0, 1\)"),
-    ({"stages": [{"block": "conv", "bn": 5}]}, "'model.stages.0.bn': 5; must be true, false or a mapping"),
-    ({"stages": [{"block": "conv", "bn": {"momentum": 2}}]}, "'model.stages.0.bn'.*momentum \\(0-1\\)"),
-    ({"stages": [{"block": "conv"}], "head": {"bias": "maybe"}}, "'model.head.bias': 'maybe'; must be true or false"),
-    ({"stem": {"type": "conv", "channels": 0}, "stages": [{}]}, "'model.stem.channels': 0"),
-    ({"stages": [{"block": "conv", "channels": 8}, {"block": "self_attention", "heads": 3}]},
-     "model.stages.1.*do not split into 3 heads"),
-    ({"stages": [{"block": "conv", "channels": 8, "depth": 6, "pool": "max"},
-                 {"block": "conv", "pool": "max"}] + [{"block": "conv", "pool": "max"}] * 5},
-     "model.stages.5: the feature map is already 1x1"),
-])
+@pytest.mark.parametrize(
+    "spec,msg",
+    [
+        ({"stages": [{"block": "nope"}]}, "unknown block 'nope'.*choose one of conv"),
+        ({"stages": [{"block": "conv", "colour": 1}]}, "unknown key 'colour' in model.stages.0"),
+        ({"stages": [{"block": "conv", "attention": "magic"}]}, "unknown attention 'magic'"),
+        ({"stages": [{"block": "conv", "channels": -3}]}, "positive integers"),
+        ({"stages": []}, "non-empty list"),
+        ({"stem": {"type": "x"}, "stages": [{}]}, "unknown model.stem.type"),
+        ({"stages": [{"block": "conv"}], "head": {"pool": "median"}}, "head.pool"),
+        (
+            {"stages": [{"block": "conv", "kernel": "abc"}]},
+            r"'model.stages.0.kernel': 'abc'; must be a positive integer",
+        ),
+        (
+            {"stages": [{"block": "conv", "dropout": 1.5}]},
+            r"'model.stages.0.dropout': 1.5; must be a number in \[0, 1\)",
+        ),
+        ({"stages": [{"block": "conv", "bn": 5}]}, "'model.stages.0.bn': 5; must be true, false or a mapping"),
+        ({"stages": [{"block": "conv", "bn": {"momentum": 2}}]}, "'model.stages.0.bn'.*momentum \\(0-1\\)"),
+        (
+            {"stages": [{"block": "conv"}], "head": {"bias": "maybe"}},
+            "'model.head.bias': 'maybe'; must be true or false",
+        ),
+        ({"stem": {"type": "conv", "channels": 0}, "stages": [{}]}, "'model.stem.channels': 0"),
+        (
+            {"stages": [{"block": "conv", "channels": 8}, {"block": "self_attention", "heads": 3}]},
+            "model.stages.1.*do not split into 3 heads",
+        ),
+        (
+            {
+                "stages": [
+                    {"block": "conv", "channels": 8, "depth": 6, "pool": "max"},
+                    {"block": "conv", "pool": "max"},
+                ]
+                + [{"block": "conv", "pool": "max"}] * 5
+            },
+            "model.stages.5: the feature map is already 1x1",
+        ),
+    ],
+)
 def test_builder_errors(spec, msg):
     with pytest.raises(ConfigError, match=msg):
         build_model(spec)
+
+
+def test_the_net_owns_its_recipe_hooks():
+    """The whitening stem fits itself to the data and freezes its bias after bias_epochs; BN momentum follows
+    the passes per step. The trainer calls these hooks without knowing the net."""
+    torch.manual_seed(0)
+    spec = load_preset("advanced").model
+    net = build_model(spec)
+    assert net.data_sample == WhiteningStem.SAMPLE and net.stem.bias_epochs == 3
+    images = torch.randn(64, 3, 32, 32)
+    net.fit_to_data(images)
+    assert not torch.allclose(net.stem.conv.weight, torch.zeros_like(net.stem.conv.weight))
+    net.on_step(29, steps_per_epoch=10)  # 2.9 epochs: the bias still trains
+    assert net.stem.conv.bias.requires_grad
+    net.on_step(30, steps_per_epoch=10)
+    assert not net.stem.conv.bias.requires_grad
+    x = torch.randn(4, 3, 32, 32)
+    net(x).sum().backward()
+    assert net.stem.conv.bias.grad is None and net.stem.conv.weight.grad is None  # frozen: no gradient at all
+    net.passes_per_step(4)
+    bn = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn and all(abs((1 - m.momentum) ** 4 - 0.6) < 1e-9 for m in bn)
+    plain = build_model(load_preset("baseline").model)
+    assert plain.data_sample == 0
+    plain.on_step(100, 10)  # no recipe hooks to run: nothing happens

@@ -64,16 +64,38 @@ def test_bad_optimizer_settings(override):
         apply_overrides(load_preset("advanced"), [override])
 
 
-@pytest.mark.parametrize("name,checks", [
-    ("constant", [(0, 1.0), (99, 1.0)]),
-    ("cosine", [(0, 1.0), (50, 0.5), (100, 0.0)]),
-    ("linear", [(0, 1.0), (50, 0.5)]),
-    ("step", [(0, 1.0), (10, 0.1), (25, 0.01)]),
-    ("onecycle", [(0, 0.0), (25, 1.0), (100, 0.0)]),
-])
+@pytest.mark.parametrize(
+    "name,checks",
+    [
+        ("constant", [(0, 1.0), (99, 1.0)]),
+        ("cosine", [(0, 1.0), (50, 0.5), (100, 0.0)]),
+        ("linear", [(0, 1.0), (50, 0.5)]),
+        ("step", [(0, 1.0), (10, 0.1), (25, 0.01)]),
+        ("onecycle", [(0, 0.0), (25, 1.0), (100, 0.0)]),
+    ],
+)
 def test_lr_schedules(name, checks):
     s = ScheduleConfig(name=name, step_epochs=1.0)
     for step, want in checks:
         assert math.isclose(lr_factor(step, 100, 10, s), want, abs_tol=1e-9), (name, step)
     warm = ScheduleConfig(name="cosine", warmup_epochs=1.0, start_factor=0.1)
     assert math.isclose(lr_factor(0, 100, 10, warm), 0.1) and math.isclose(lr_factor(10, 100, 10, warm), 1.0)
+
+
+def test_lookahead_pulls_to_the_slow_weights_and_ends_on_them():
+    from cifarlab.optim import Lookahead
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    la = Lookahead(model, every=2, total_steps=4)
+    la.step(1)  # not a multiple of k: nothing
+    assert la.state_dict() is None
+    la.step(2)  # first pull: slow starts as the weights themselves
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    la.step(4)  # the last step: decay 1, the weights end on the slow average
+    assert torch.allclose(model.weight, torch.ones_like(model.weight))
+    restored = Lookahead(model, every=2, total_steps=4)
+    restored.load_state_dict(la.state_dict(), "cpu")
+    assert torch.equal(restored.slow[0], la.slow[0])

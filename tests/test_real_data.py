@@ -24,8 +24,9 @@ SMOKE = [
 
 @pytest.mark.parametrize("preset,overrides,floor", SMOKE, ids=[s[0] for s in SMOKE])
 def test_preset_learns_on_real_data(real_data, tmp_path, preset, overrides, floor):
-    cfg = apply_overrides(load_preset(preset), [f"data.dir={real_data}", "data.val_size=1000",
-                                                "runtime.tensorboard=false", *overrides])
+    cfg = apply_overrides(
+        load_preset(preset), [f"data.dir={real_data}", "data.val_size=1000", "runtime.tensorboard=false", *overrides]
+    )
     _, summary = train(cfg, tmp_path)
     assert summary.test_acc > floor, summary
     assert summary.n_train == int(overrides[0].split("=")[1])

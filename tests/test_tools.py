@@ -18,12 +18,31 @@ from readme_table import END, START, update_readme  # noqa: E402
 
 
 def _summary(seed, acc, wall, reached=None):
-    return summary_from_dict({
-        "preset": "advanced", "seed": seed, "test_acc": acc, "test_loss": 1.0, "wall_time_s": wall,
-        "train_img_per_s": 500.0, "time_to_val_acc": {"90": reached, "93": None, "94": None}, "epochs": 9,
-        "epochs_trained": 8.5, "tta": "flip_translate", "params": 2_000_000, "flops_per_image": 236_000_000,
-        "device": "cpu (x, 2 threads)", "dtype": "bf16", "torch": "2.13.0", "n_train": 45000, "n_val": 5000,
-        "best_val_acc": 0.9, "best_epoch": 9, "steps": 374, "train_time_s": wall - 50})
+    return summary_from_dict(
+        {
+            "preset": "advanced",
+            "seed": seed,
+            "test_acc": acc,
+            "test_loss": 1.0,
+            "wall_time_s": wall,
+            "train_img_per_s": 500.0,
+            "time_to_val_acc": {"90": reached, "93": None, "94": None},
+            "epochs": 9,
+            "epochs_trained": 8.5,
+            "tta": "flip_translate",
+            "params": 2_000_000,
+            "flops_per_image": 236_000_000,
+            "device": "cpu (x, 2 threads)",
+            "dtype": "bf16",
+            "torch": "2.13.0",
+            "n_train": 45000,
+            "n_val": 5000,
+            "best_val_acc": 0.9,
+            "best_epoch": 9,
+            "steps": 374,
+            "train_time_s": wall - 50,
+        }
+    )
 
 
 def test_results_table_and_readme(tmp_path):
@@ -47,10 +66,18 @@ def test_readme_table_script_writes_the_table(tmp_path):
     bench_file.write_text(json.dumps(dataclasses.asdict(r)))
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\n{END}\n")
-    run = subprocess.run([sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(bench_file)],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(bench_file)], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
     assert "| advanced | 93.00% | 1 |" in readme.read_text()
-    bad = subprocess.run([sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(tmp_path / "no.json")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 1 and bad.stderr.startswith("error: cannot read bench result") and "Traceback" not in bad.stderr
+    bad = subprocess.run(
+        [sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(tmp_path / "no.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        bad.returncode == 1
+        and bad.stderr.startswith("error: cannot read bench result")
+        and "Traceback" not in bad.stderr
+    )

@@ -33,8 +33,10 @@ def test_one_step_lowers_loss(tiny_cfg, tmp_path):
 
 def test_micro_batches_accumulate_the_whole_batch_gradient(tiny_cfg, tmp_path):
     """Without BN a batch split into micro-batches takes the same optimizer step as the whole batch."""
-    runs = [build_run(tiny_cfg("intermediate", "runtime.precision=fp32", *extra), tmp_path / str(i))
-            for i, extra in enumerate([[], ["runtime.micro_batch=16"]])]
+    runs = [
+        build_run(tiny_cfg("intermediate", "runtime.precision=fp32", *extra), tmp_path / str(i))
+        for i, extra in enumerate([[], ["runtime.micro_batch=16"]])
+    ]
     assert runs[0].micro_batch == 0 and runs[1].micro_batch == 16
     x, y = next(runs[0].train_loader.epoch(0))  # 50 images: micro-batches of 16, 16, 16, 2
     out = [run.step(x, y) for run in runs]
@@ -46,8 +48,9 @@ def test_micro_batches_accumulate_the_whole_batch_gradient(tiny_cfg, tmp_path):
 def test_micro_batches_keep_the_bn_statistics_horizon(tiny_cfg, tmp_path):
     import torch.nn as nn
 
-    run = build_run(tiny_cfg("advanced", "data.batch_size=100", "runtime.micro_batch=25", *SMALL_ADVANCED[1:]),
-                     tmp_path)
+    run = build_run(
+        tiny_cfg("advanced", "data.batch_size=100", "runtime.micro_batch=25", *SMALL_ADVANCED[1:]), tmp_path
+    )
     bns = [m for m in run.model.modules() if isinstance(m, nn.BatchNorm2d)]
     # 4 updates of momentum m per batch leave (1 - m)^4 of the old statistics: the preset's 0.6 per batch
     assert bns and all(math.isclose((1 - m.momentum) ** 4, 0.6) for m in bns)
@@ -68,14 +71,29 @@ def test_micro_batch_auto_only_for_fp32_on_cpu(tiny_cfg, tmp_path, precision, ex
 def test_run_directory_contents(tiny_cfg, tmp_path):
     run_dir, summary = train(tiny_cfg("baseline"), tmp_path, callbacks=[CurvesPlot()])
     assert {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "summary.json", "curves.png"} <= {
-        p.name for p in run_dir.iterdir()}
+        p.name for p in run_dir.iterdir()
+    }
     m = _metrics(run_dir)
     assert [r["epoch"] for r in m] == [1, 2]
     for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time", "img_per_s"):
         assert key in m[0]
     s = json.loads((run_dir / "summary.json").read_text())
-    for key in ("test_acc", "test_loss", "best_val_acc", "wall_time_s", "train_time_s", "train_img_per_s", "params",
-                "flops_per_image", "device", "dtype", "torch", "python", "seed", "preset"):
+    for key in (
+        "test_acc",
+        "test_loss",
+        "best_val_acc",
+        "wall_time_s",
+        "train_time_s",
+        "train_img_per_s",
+        "params",
+        "flops_per_image",
+        "device",
+        "dtype",
+        "torch",
+        "python",
+        "seed",
+        "preset",
+    ):
         assert key in s, key
     assert summary_from_dict(s) == summary and 0 <= s["test_acc"] <= 1 and s["preset"] == "baseline"
     assert s["wall_time_s"] >= s["train_time_s"] > 0

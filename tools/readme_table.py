@@ -1,6 +1,6 @@
 """Put the results table (`cifarlab results`) between the results markers of a README.
 
-    python tools/readme_table.py README.md results/*.bench.json results/*/*.bench.json
+python tools/readme_table.py README.md results/*.bench.json results/*/*.bench.json
 """
 
 from __future__ import annotations

@@ -60,18 +60,30 @@ class TerminalView:
     def on_train_start(self, ev: TrainStart):
         self.total_epochs, self.steps_per_epoch, self.history = ev.planned_epochs, ev.steps_per_epoch, ev.history
         passes = f" (batches in passes of {ev.micro_batch})" if ev.micro_batch else ""
-        self.console.print(f"[bold]cifarlab[/] {ev.name}: {ev.n_params / 1e6:.2f}M params, "
-                           f"{ev.flops / 1e6:.0f} MFLOPs/img, {ev.n_train} train images, "
-                           f"{ev.steps_per_epoch} steps/epoch x {ev.epochs:g} epochs{passes}, "
-                           f"device {ev.device} {ev.dtype}, run dir {ev.run_dir}", highlight=False, soft_wrap=True)
+        self.console.print(
+            f"[bold]cifarlab[/] {ev.name}: {ev.n_params / 1e6:.2f}M params, "
+            f"{ev.flops / 1e6:.0f} MFLOPs/img, {ev.n_train} train images, "
+            f"{ev.steps_per_epoch} steps/epoch x {ev.epochs:g} epochs{passes}, "
+            f"device {ev.device} {ev.dtype}, run dir {ev.run_dir}",
+            highlight=False,
+            soft_wrap=True,
+        )
         if not self.live_mode:
             return
-        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.2%} "
-                                            "lr {task.fields[lr]:.3g} {task.fields[speed]:.0f} img/s"),
-                                 TimeRemainingColumn(), console=self.console)
-        self.task = self.progress.add_task("train", total=ev.steps_per_epoch, epoch=self._label(ev.epoch + 1),
-                                           loss=0.0, acc=0.0, lr=0.0, speed=0.0)
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "loss {task.fields[loss]:.4f} acc {task.fields[acc]:.2%} "
+                "lr {task.fields[lr]:.3g} {task.fields[speed]:.0f} img/s"
+            ),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.task = self.progress.add_task(
+            "train", total=ev.steps_per_epoch, epoch=self._label(ev.epoch + 1), loss=0.0, acc=0.0, lr=0.0, speed=0.0
+        )
         self.epoch_start = time.time()
         self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
         self.live.start()
@@ -83,37 +95,62 @@ class TerminalView:
         if not self.live:
             return
         speed = ev.seen / max(1e-9, time.time() - self.epoch_start)
-        self.progress.update(self.task, completed=ev.step_in_epoch, epoch=self._label(ev.epoch + 1),
-                             loss=ev.loss, acc=ev.acc, lr=ev.lr, speed=speed)
+        self.progress.update(
+            self.task,
+            completed=ev.step_in_epoch,
+            epoch=self._label(ev.epoch + 1),
+            loss=ev.loss,
+            acc=ev.acc,
+            lr=ev.lr,
+            speed=speed,
+        )
         self.live.update(self._render())
 
     def on_epoch_end(self, ev: EpochEnd):
         r, self.history = ev.record, ev.history
         if not self.live:
-            self.console.print(f"epoch {r.epoch:>3}/{self.total_epochs}  train loss {r.train_loss:.4f} acc "
-                               f"{_fmt(r.train_acc, True)}  val loss {_fmt(r.val_loss)} acc {_fmt(r.val_acc, True)}  "
-                               f"lr {r.lr:.3g}  {r.img_per_s:.0f} img/s  {r.epoch_time:.1f}s",
-                               highlight=False, soft_wrap=True)
+            self.console.print(
+                f"epoch {r.epoch:>3}/{self.total_epochs}  train loss {r.train_loss:.4f} acc "
+                f"{_fmt(r.train_acc, True)}  val loss {_fmt(r.val_loss)} acc {_fmt(r.val_acc, True)}  "
+                f"lr {r.lr:.3g}  {r.img_per_s:.0f} img/s  {r.epoch_time:.1f}s",
+                highlight=False,
+                soft_wrap=True,
+            )
             return
         if r.epoch < self.total_epochs:  # the bar starts the next epoch; after the last one it stays full
-            self.progress.reset(self.task, total=self.steps_per_epoch, epoch=self._label(r.epoch + 1),
-                                loss=r.train_loss, acc=r.train_acc, lr=r.lr, speed=r.img_per_s)
+            self.progress.reset(
+                self.task,
+                total=self.steps_per_epoch,
+                epoch=self._label(r.epoch + 1),
+                loss=r.train_loss,
+                acc=r.train_acc,
+                lr=r.lr,
+                speed=r.img_per_s,
+            )
             self.epoch_start = time.time()
         self.live.update(self._render())
 
     def on_interrupt(self, ev: Interrupt):
         self._stop()
-        self.console.print(f"[yellow]stopped by {ev.signal}[/]: checkpoint saved at step {ev.step}. "
-                           f"Resume with: cifarlab train --resume {ev.run_dir}", highlight=False, soft_wrap=True)
+        self.console.print(
+            f"[yellow]stopped by {ev.signal}[/]: checkpoint saved at step {ev.step}. "
+            f"Resume with: cifarlab train --resume {ev.run_dir}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
     def on_train_end(self, ev: TrainEnd):
         self._stop()
         s = ev.summary
         tta = f" (TTA {s.tta})" if s.tta != "none" else ""
-        self.console.print(f"[bold green]test accuracy {100 * s.test_acc:.2f}%{tta}[/], loss {s.test_loss:.4f}; "
-                           f"best val {_fmt(s.best_val_acc, True)}; wall {s.wall_time_s:.1f}s "
-                           f"(train {s.train_time_s:.1f}s, {s.train_img_per_s:.0f} img/s); "
-                           f"summary: {ev.run_dir / 'summary.json'}", highlight=False, soft_wrap=True)
+        self.console.print(
+            f"[bold green]test accuracy {100 * s.test_acc:.2f}%{tta}[/], loss {s.test_loss:.4f}; "
+            f"best val {_fmt(s.best_val_acc, True)}; wall {s.wall_time_s:.1f}s "
+            f"(train {s.train_time_s:.1f}s, {s.train_img_per_s:.0f} img/s); "
+            f"summary: {ev.run_dir / 'summary.json'}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
     def _stop(self):
         if self.live:
@@ -124,13 +161,23 @@ class TerminalView:
         table = Table(box=None, pad_edge=False, header_style="bold")
         for col in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "img/s", "time"):
             table.add_column(col, justify="right")
-        for r in self.history[-self.recent:]:
-            table.add_row(str(r.epoch), _fmt(r.train_loss), _fmt(r.train_acc, True), _fmt(r.val_loss),
-                          _fmt(r.val_acc, True), f"{r.lr:.3g}", f"{r.img_per_s:.0f}", f"{r.epoch_time:.1f}s")
+        for r in self.history[-self.recent :]:
+            table.add_row(
+                str(r.epoch),
+                _fmt(r.train_loss),
+                _fmt(r.train_acc, True),
+                _fmt(r.val_loss),
+                _fmt(r.val_acc, True),
+                f"{r.lr:.3g}",
+                f"{r.img_per_s:.0f}",
+                f"{r.epoch_time:.1f}s",
+            )
         parts = [table] if self.history else []
         if len(self.history) >= 2:
-            parts.append(f"train loss {sparkline([r.train_loss for r in self.history])}   "
-                         f"val acc {sparkline([r.val_acc for r in self.history])}")
+            parts.append(
+                f"train loss {sparkline([r.train_loss for r in self.history])}   "
+                f"val acc {sparkline([r.val_acc for r in self.history])}"
+            )
         return Group(*parts, self.progress)
 
 
@@ -167,17 +214,26 @@ class TensorBoardLogger:
     def on_train_end(self, ev: TrainEnd):
         if not self.writer:
             return
-        hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-                   for k, v in flatten(ev.config).items() if k != "model" and v is not None}
+        hparams = {
+            k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+            for k, v in flatten(ev.config).items()
+            if k != "model" and v is not None
+        }
         hparams["model"] = str(ev.config["model"])[:500]
         s = ev.summary
-        metrics = {"hparam/test_acc": s.test_acc, "hparam/test_loss": s.test_loss,
-                   "hparam/best_val_acc": s.best_val_acc or 0.0}
+        metrics = {
+            "hparam/test_acc": s.test_acc,
+            "hparam/test_loss": s.test_loss,
+            "hparam/best_val_acc": s.best_val_acc or 0.0,
+        }
         self.writer.add_hparams(hparams, metrics, run_name=".")
         n = len(ev.sample_images)
         pred = ev.test_logits[:n].argmax(-1).tolist()
-        self.writer.add_figure("test/sample_predictions", prediction_grid_figure(
-            ev.sample_images, pred, ev.test_labels[:n].tolist(), ev.classes), 0)
+        self.writer.add_figure(
+            "test/sample_predictions",
+            prediction_grid_figure(ev.sample_images, pred, ev.test_labels[:n].tolist(), ev.classes),
+            0,
+        )
         cm = confusion_matrix(ev.test_logits.argmax(-1), ev.test_labels, len(ev.classes)).tolist()
         self.writer.add_figure("test/confusion_matrix", confusion_figure(cm, ev.classes), 0)
         self.writer.close()

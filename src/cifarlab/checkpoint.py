@@ -18,8 +18,10 @@ def save(path: Path, model, config: Config, **state) -> None:
     try:
         atomic_torch_save({"model": model.state_dict(), "config": config.to_dict(), **state}, path)
     except OSError as e:  # disk full, permissions: the previous file is untouched (atomic write)
-        raise CheckpointError(f"cannot write {path} ({e.strerror or e}); the previous checkpoint there is "
-                              "intact: free space or fix permissions, then resume with --resume") from None
+        raise CheckpointError(
+            f"cannot write {path} ({e.strerror or e}); the previous checkpoint there is "
+            "intact: free space or fix permissions, then resume with --resume"
+        ) from None
 
 
 def load(path: Path, map_location="cpu") -> dict:
@@ -60,8 +62,13 @@ def load_weights(model, state: dict, source: str = "checkpoint") -> None:
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
     if missing or unexpected or wrong:
-        what = (f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, model has {tuple(own[wrong[0]].shape)}"
-                if wrong else f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}")
+        what = (
+            f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, model has {tuple(own[wrong[0]].shape)}"
+            if wrong
+            else f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {unexpected[:3]}"
+        )
         raise CheckpointError(f"{source} is for a different architecture ({what}); use the config it was trained with")
     model.load_state_dict(state)
 

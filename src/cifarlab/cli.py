@@ -23,19 +23,31 @@ from .rundir import read_ablation
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cifarlab", description="Train, watch, evaluate, compare and ship CIFAR-10 classifiers.")
+    p = argparse.ArgumentParser(prog="cifarlab", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"cifarlab {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_train, _add_evaluate, _add_bench, _add_reports, _add_ablate, _add_ship, _add_tools):
+        add(sub)
+    return p
 
-    def common_data(sp):
-        sp.add_argument("--data", metavar="PATH", help="CIFAR-10 folder or archive (default: $CIFAR10_DIR, then the cache)")
-        sp.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
 
+DESCRIPTION = "Train, watch, evaluate, compare and ship CIFAR-10 classifiers."
+
+
+def _data_options(sp) -> None:
+    sp.add_argument("--data", metavar="PATH", help="CIFAR-10 folder or archive (default: $CIFAR10_DIR, then the cache)")
+    sp.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+
+
+def _set_option(sp, help: str = "override a config value, e.g. --set optim.lr=0.1 (repeatable)") -> None:
+    sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a preset (default: advanced)")
     t.add_argument("preset", nargs="?", default=None, help="preset name or YAML path (see `cifarlab presets`)")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=0.1 (repeatable)")
-    common_data(t)
+    _set_option(t)
+    _data_options(t)
     t.add_argument("--out", default="runs", help="parent folder of run directories (default: runs)")
     t.add_argument("--epochs", type=float, help="number of epochs (may be fractional)")
     t.add_argument("--seed", type=int)
@@ -45,46 +57,53 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
 
+
+def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a run or checkpoint on the test set")
     e.add_argument("run", help="run directory or checkpoint file")
-    common_data(e)
+    _data_options(e)
     e.add_argument("--tta", choices=choices("eval.tta"), help="test-time augmentation (default: the run's)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.add_argument("--robustness-n", type=int, default=2000, metavar="N",
-                   help="test images used for the corruption benchmark (0 = skip; default 2000)")
+                   help="test images used for the corruption benchmark (0 = skip; default 2000)")  # fmt: skip
 
+
+def _add_bench(sub) -> None:
     b = sub.add_parser("bench", help="train a preset with several seeds; mean ± std of accuracy, time, img/s")
     b.add_argument("preset")
     b.add_argument("--seeds", type=int, default=3)
-    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    common_data(b)
+    _set_option(b)
+    _data_options(b)
     b.add_argument("--out", default="runs/bench")
     b.add_argument("--epochs", type=float)
-
     r = sub.add_parser("results", help="the README results table, from bench outputs")
     r.add_argument("bench_json", nargs="+", help="bench.json files written by `cifarlab bench`")
     r.add_argument("--readme", metavar="FILE", help=argparse.SUPPRESS)  # moved to `make results`
 
+
+def _add_reports(sub) -> None:
     c = sub.add_parser("compare", help="HTML + Markdown report comparing runs (evaluates runs not yet evaluated)")
     c.add_argument("runs", nargs="+", help="run directories")
     c.add_argument("--out", default="report", help="folder for report.html and report.md (default: report)")
     c.add_argument("--data", metavar="PATH")
     c.add_argument("--ablation", metavar="JSON", help="ablation.json from `cifarlab ablate`, shown as a section")
-
     rep = sub.add_parser("report", help="compare every finished run under a folder (default: runs)")
     rep.add_argument("runs_dir", nargs="?", default="runs")
     rep.add_argument("--out", default="report")
     rep.add_argument("--data", metavar="PATH")
 
+
+def _add_ablate(sub) -> None:
     a = sub.add_parser("ablate", help="train a preset (default advanced) with one technique removed at a time")
     a.add_argument("preset", nargs="?", default="advanced")
-    a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="applied to every variant, e.g. --set data.train_subset=10000 for a quick ablation")
+    _set_option(a, "applied to every variant, e.g. --set data.train_subset=10000 for a quick ablation")
     a.add_argument("--epochs", type=float)
     a.add_argument("--only", action="append", help="run only these variants (repeatable)")
     a.add_argument("--out", default="runs/ablation")
-    common_data(a)
+    _data_options(a)
 
+
+def _add_ship(sub) -> None:
     pr = sub.add_parser("predict", help="classify your own PNG/JPEG images")
     pr.add_argument("run", help="run directory or checkpoint")
     pr.add_argument("images", nargs="+")
@@ -93,22 +112,21 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--tta", choices=choices("eval.tta"), help="test-time augmentation (default: the run's)")
     pr.add_argument("--uncalibrated", action="store_true",
-                    help="raw probabilities, without the temperature `cifarlab evaluate` fitted")
-
-    ex = sub.add_parser("export", help="export the best checkpoint (ONNX, torch.export or TorchScript), checked against PyTorch")
+                    help="raw probabilities, without the temperature `cifarlab evaluate` fitted")  # fmt: skip
+    ex = sub.add_parser("export", help="export the best checkpoint (ONNX, torch.export or TorchScript), checked")
     ex.add_argument("run")
     ex.add_argument("--format", choices=["onnx", "torchscript", "export"], default="onnx",
-                    help="onnx (.onnx), torchscript (.pt) or export (torch.export program, .pt2)")
+                    help="onnx (.onnx), torchscript (.pt) or export (torch.export program, .pt2)")  # fmt: skip
     ex.add_argument("--out", help="output file (default: RUN/model.onnx, .pt2 or .pt)")
 
+
+def _add_tools(sub) -> None:
     bd = sub.add_parser("board", help="start TensorBoard on 127.0.0.1 for a folder of runs")
     bd.add_argument("runs_dir", nargs="?", default="runs")
     bd.add_argument("--port", type=int, default=6006)
-
     sub.add_parser("presets", help="list presets with a one-line description")
     i = sub.add_parser("info", help="where the data is, which device and precision would be used")
-    common_data(i)
-    return p
+    _data_options(i)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,9 +151,20 @@ def main(argv: list[str] | None = None) -> int:
 
 # -------------------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    return train_command(args.preset, args.overrides, args.data, args.out, args.epochs, args.seed, args.device,
-                         args.fp32, args.resume, tensorboard=not args.no_tensorboard, quiet=args.quiet,
-                         live=False if args.plain else None)
+    return train_command(
+        args.preset,
+        args.overrides,
+        args.data,
+        args.out,
+        args.epochs,
+        args.seed,
+        args.device,
+        args.fp32,
+        args.resume,
+        tensorboard=not args.no_tensorboard,
+        quiet=args.quiet,
+        live=False if args.plain else None,
+    )
 
 
 def cmd_evaluate(args) -> int:
@@ -190,8 +219,10 @@ def cmd_predict(args) -> int:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:
         if results and results[0]["temperature"]:
-            print(f"(probabilities calibrated with T={results[0]['temperature']:.3f}, fitted on the validation "
-                  "split by `cifarlab evaluate`; --uncalibrated for raw ones)")
+            print(
+                f"(probabilities calibrated with T={results[0]['temperature']:.3f}, fitted on the validation "
+                "split by `cifarlab evaluate`; --uncalibrated for raw ones)"
+            )
         for r in results:
             print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
     for e in errors:
@@ -201,8 +232,11 @@ def cmd_predict(args) -> int:
 
 def cmd_export(args) -> int:
     dest, check = export(args.run, args.format, args.out)
-    diff = (f"max |diff| vs PyTorch {check['max_abs_diff']:.2e} ({check['runtime']})" if "max_abs_diff" in check
-            else check["note"])
+    diff = (
+        f"max |diff| vs PyTorch {check['max_abs_diff']:.2e} ({check['runtime']})"
+        if "max_abs_diff" in check
+        else check["note"]
+    )
     print(f"wrote {dest}; {diff}")
     return 0
 
@@ -211,9 +245,20 @@ def cmd_board(args) -> int:
     return board(args.runs_dir, args.port)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "presets": cmd_presets, "info": cmd_info, "bench": cmd_bench,
-            "results": cmd_results, "compare": cmd_compare, "report": cmd_report, "ablate": cmd_ablate,
-            "predict": cmd_predict, "export": cmd_export, "board": cmd_board}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "presets": cmd_presets,
+    "info": cmd_info,
+    "bench": cmd_bench,
+    "results": cmd_results,
+    "compare": cmd_compare,
+    "report": cmd_report,
+    "ablate": cmd_ablate,
+    "predict": cmd_predict,
+    "export": cmd_export,
+    "board": cmd_board,
+}
 
 
 if __name__ == "__main__":

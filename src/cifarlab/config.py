@@ -129,15 +129,25 @@ class Config:
 
 
 # Keys of earlier versions -> their home now. Accepted with a one-line note (silently in stored run configs).
-RENAMED = {f"train.{k}": f"runtime.{k}" for k in
-           ("device", "precision", "channels_last", "compile", "micro_batch", "tensorboard", "log_every")}
+RENAMED = {
+    f"train.{k}": f"runtime.{k}"
+    for k in ("device", "precision", "channels_last", "compile", "micro_batch", "tensorboard", "log_every")
+}
 RENAMED["optim.label_smoothing"] = "loss.label_smoothing"
 RENAMED["train.whiten_bias_epochs"] = "model.stem.bias_epochs"
 
 # (dotted key, test, what a good value is), checked after the types
 _POSITIVE = ("data.batch_size", "data.eval_batch_size", "train.epochs", "optim.lr", "optim.muon_lr")
-_NON_NEGATIVE = ("data.val_size", "data.train_subset", "data.augment.translate", "data.augment.cutout",
-                 "optim.weight_decay", "optim.grad_clip", "schedule.warmup_epochs", "runtime.micro_batch")
+_NON_NEGATIVE = (
+    "data.val_size",
+    "data.train_subset",
+    "data.augment.translate",
+    "data.augment.cutout",
+    "optim.weight_decay",
+    "optim.grad_clip",
+    "schedule.warmup_epochs",
+    "runtime.micro_batch",
+)
 _UNIT = ("loss.label_smoothing", "optim.momentum", "optim.muon_momentum", "train.ema")
 RANGES = [
     *((k, lambda v: v > 0, "must be > 0") for k in _POSITIVE),
@@ -194,8 +204,9 @@ def load_preset(name_or_path: str) -> Config:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read the config {path} ({getattr(e, 'strerror', None) or e}): "
-                          "give a readable YAML file") from None
+        raise ConfigError(
+            f"cannot read the config {path} ({getattr(e, 'strerror', None) or e}): give a readable YAML file"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)
@@ -358,8 +369,12 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 def resolve(preset: str | None = None, overrides=(), epochs=None, seed=None, device=None, fp32=False) -> Config:
     """A preset (default: advanced) with `--set` overrides and the shorthand options of the CLI applied."""
     extra = list(overrides)
-    for key, value in (("train.epochs", epochs), ("train.seed", seed), ("runtime.device", device or None),
-                       ("runtime.precision", "fp32" if fp32 else None)):
+    for key, value in (
+        ("train.epochs", epochs),
+        ("train.seed", seed),
+        ("runtime.device", device or None),
+        ("runtime.precision", "fp32" if fp32 else None),
+    ):
         if value is not None:
             extra.append(f"{key}={value}")
     cfg = load_preset(preset or DEFAULT_PRESET)

@@ -26,8 +26,10 @@ def select_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' asked for but no CUDA GPU is available: use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"device '{name}' asked for but there are {torch.cuda.device_count()} GPUs: use cuda:0 .. "
-                        f"cuda:{torch.cuda.device_count() - 1}")
+        raise UserError(
+            f"device '{name}' asked for but there are {torch.cuda.device_count()} GPUs: use cuda:0 .. "
+            f"cuda:{torch.cuda.device_count() - 1}"
+        )
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError("device 'mps' asked for but MPS is not available: use --device cpu or auto")
     return dev
@@ -97,6 +99,11 @@ def select_precision(device: torch.device, precision: str = "auto") -> torch.dty
     return None
 
 
+def autocast(device: torch.device, dtype):
+    """Autocast to `dtype` on the device, or an fp32 no-op context when dtype is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def dtype_name(dtype) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
@@ -106,8 +113,10 @@ def device_description(device: torch.device) -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
         info = _cpuinfo()
-        name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                    platform.processor() or platform.machine())
+        name = next(
+            (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+            platform.processor() or platform.machine(),
+        )
         isa = cpu_vector_isa(info)
         return f"cpu ({name}, {torch.get_num_threads()} threads{', ' + isa if isa else ''})"
     return device.type
@@ -116,8 +125,12 @@ def device_description(device: torch.device) -> str:
 def cpu_vector_isa(info: str) -> str:
     """The widest vector unit named in /proc/cpuinfo: one CPU model name can come with or without AVX-512,
     and that alone can make training 2.5x faster or slower, so run summaries record it."""
-    for flag, label in ((" amx_bf16", "AMX"), (" avx512_bf16", "AVX-512 BF16"), (" avx512f", "AVX-512"),
-                        (" avx2", "AVX2")):
+    for flag, label in (
+        (" amx_bf16", "AMX"),
+        (" avx512_bf16", "AVX-512 BF16"),
+        (" avx512f", "AVX-512"),
+        (" avx2", "AVX2"),
+    ):
         if flag in info:
             return label
     return ""

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .data import MEAN, STD
 from .data.augment import reflect_index
 from .data.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from .hardware import auto_micro_batch
+from .hardware import auto_micro_batch, autocast
 from .models.blocks import CBAM, SelfAttentionBlock
 
 
@@ -20,8 +20,8 @@ def _translate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """Shift a batch by (dy, dx) pixels with reflection at the border."""
     h, w = x.shape[-2:]
     p = max(abs(dy), abs(dx))
-    rows = reflect_index(h, p, x.device)[p - dy: p - dy + h]
-    cols = reflect_index(w, p, x.device)[p - dx: p - dx + w]
+    rows = reflect_index(h, p, x.device)[p - dy : p - dy + h]
+    cols = reflect_index(w, p, x.device)[p - dx : p - dx + w]
     return x[:, :, rows][:, :, :, cols]
 
 
@@ -65,12 +65,13 @@ def infer(model, x, dtype=None):
     """Float32 logits of a batch in eval mode, in passes of auto_micro_batch images where that is faster."""
     model.eval()
     n = auto_micro_batch(x.device, dtype) or len(x)
-    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    with autocast(x.device, dtype):
         return torch.cat([model(part).float() for part in x.split(max(1, n))])
 
 
-def robustness(model, x: torch.Tensor, y: torch.Tensor, normalize, dtype=None, batch_size: int = 500,
-               corruptions=None) -> dict:
+def robustness(
+    model, x: torch.Tensor, y: torch.Tensor, normalize, dtype=None, batch_size: int = 500, corruptions=None
+) -> dict:
     """Accuracy on each corruption at each severity (uint8 images `x`), and their mean."""
     names = corruptions or list(CORRUPTIONS)
     out = {}
@@ -79,8 +80,8 @@ def robustness(model, x: torch.Tensor, y: torch.Tensor, normalize, dtype=None, b
         for sev in SEVERITIES:
             correct = 0
             for i in range(0, len(x), batch_size):
-                xb = normalize(corrupt(x[i:i + batch_size], name, sev))
-                correct += int((infer(model, xb, dtype).argmax(-1).cpu() == y[i:i + batch_size].cpu()).sum())
+                xb = normalize(corrupt(x[i : i + batch_size], name, sev))
+                correct += int((infer(model, xb, dtype).argmax(-1).cpu() == y[i : i + batch_size].cpu()).sum())
             accs.append(correct / len(x))
         out[name] = accs
     mean = sum(sum(v) for v in out.values()) / (len(out) * len(SEVERITIES))
@@ -118,7 +119,7 @@ def gradcam(model, x: torch.Tensor, target: torch.Tensor | None = None) -> torch
         logits = model(x.float())
         target = logits.argmax(-1) if target is None else target
         act = feats["a"]
-        grad, = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), act)
+        (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), act)
     h.remove()
     weights = grad.mean((2, 3), keepdim=True)
     cam = F.relu((weights * act).sum(1, keepdim=True))

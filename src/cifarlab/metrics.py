@@ -32,7 +32,7 @@ def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, f
 
 def confusion_matrix(pred: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
     """counts[i, j] = images of true class i predicted as j."""
-    return torch.bincount(y * num_classes + pred, minlength=num_classes ** 2).view(num_classes, num_classes)
+    return torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)
 
 
 def precision_recall_f1(cm: torch.Tensor) -> dict[str, list[float]]:
@@ -40,8 +40,9 @@ def precision_recall_f1(cm: torch.Tensor) -> dict[str, list[float]]:
     tp = cm.diag()
     precision = torch.where(cm.sum(0) > 0, tp / cm.sum(0).clamp(min=1), torch.zeros_like(tp))
     recall = torch.where(cm.sum(1) > 0, tp / cm.sum(1).clamp(min=1), torch.zeros_like(tp))
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
-                     torch.zeros_like(tp))
+    f1 = torch.where(
+        precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), torch.zeros_like(tp)
+    )
     return {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist()}
 
 
@@ -85,9 +86,12 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
 def temperature_scaling(val_logits, val_y, test_logits, test_y) -> dict:
     """Fit T on the validation logits; report it with the test set's ECE and loss at T."""
     t = fit_temperature(val_logits, val_y)
-    return {"temperature": t, "fitted_on_n": len(val_y),
-            "ece": calibration((test_logits / t).softmax(-1), test_y)["ece"],
-            "test_loss": F.cross_entropy(test_logits / t, test_y).item()}
+    return {
+        "temperature": t,
+        "fitted_on_n": len(val_y),
+        "ece": calibration((test_logits / t).softmax(-1), test_y)["ece"],
+        "test_loss": F.cross_entropy(test_logits / t, test_y).item(),
+    }
 
 
 def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> dict:
@@ -99,7 +103,9 @@ def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> dict:
     if n == 0:
         p = 1.0
     else:
-        logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+        logs = [
+            math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)
+        ]
         p = min(1.0, 2 * sum(math.exp(v) for v in logs))
     return {"a_only": b, "b_only": c, "p_value": p}
 
@@ -116,11 +122,15 @@ def classification_metrics(logits: torch.Tensor, y: torch.Tensor, classes) -> di
     cm = confusion_matrix(pred, y, len(classes))
     correct = int((pred == y).sum())
     return {
-        "n": len(y), "test_acc": correct / len(y), "test_acc_ci": wilson_interval(correct, len(y)),
-        "test_loss": F.cross_entropy(logits, y).item(), "top2_acc": accuracy(logits, y, 2),
+        "n": len(y),
+        "test_acc": correct / len(y),
+        "test_acc_ci": wilson_interval(correct, len(y)),
+        "test_loss": F.cross_entropy(logits, y).item(),
+        "top2_acc": accuracy(logits, y, 2),
         "per_class_acc": dict(zip(classes, per_class_accuracy(logits, y, len(classes)))),
         **{k: dict(zip(classes, v)) for k, v in precision_recall_f1(cm).items()},
-        "confusion": cm.tolist(), "calibration": calibration(probs, y),
+        "confusion": cm.tolist(),
+        "calibration": calibration(probs, y),
     }
 
 

@@ -38,8 +38,9 @@ def lr_factor(step: int, total: int, steps_per_epoch: int, s) -> float:
     raise ValueError(s.name)
 
 
-def orthogonalize(g: torch.Tensor, steps: int = 3, eps: float = 1e-7,
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def orthogonalize(
+    g: torch.Tensor, steps: int = 3, eps: float = 1e-7, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Approximately U V^T of g = U S V^T by a quintic Newton-Schulz iteration tuned to push all singular
     values into ~[0.7, 1.2] in few steps (exactness is not needed, speed is). g is 2-D; the result has `dtype`.
     The iteration tolerates bf16 rounding, which is faster only where the device computes bf16 natively, so
@@ -60,10 +61,27 @@ class Muon(torch.optim.Optimizer):
     """Nesterov SGD where groups with `orthogonal=True` (conv filters) take orthogonalized updates and keep a
     fixed weight norm (sqrt(out_channels), the scale of an orthonormal init) instead of weight decay."""
 
-    def __init__(self, params, lr: float, momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 0.0,
-                 ns_steps: int = 3, ns_dtype: torch.dtype = torch.float32):
-        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                                      orthogonal=False, ns_steps=ns_steps))
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        ns_steps: int = 3,
+        ns_dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                nesterov=nesterov,
+                weight_decay=weight_decay,
+                orthogonal=False,
+                ns_steps=ns_steps,
+            ),
+        )
         self.ns_dtype = ns_dtype
 
     @torch.no_grad()
@@ -115,10 +133,14 @@ def make_optimizer(model: nn.Module, o, ns_dtype: torch.dtype = torch.float32) -
     norm_group = group(norm_params, o.lr * o.norm_lr_scale, o.weight_decay / o.norm_lr_scale)
     if o.name == "muon":
         filters, rest = filter_params(other)
-        groups = [group(filters, o.muon_lr, 0.0, momentum=o.muon_momentum, orthogonal=True),
-                  group(rest, o.lr, o.weight_decay), norm_group]
-        return Muon([g for g in groups if g["params"]], lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                    ns_dtype=ns_dtype)
+        groups = [
+            group(filters, o.muon_lr, 0.0, momentum=o.muon_momentum, orthogonal=True),
+            group(rest, o.lr, o.weight_decay),
+            norm_group,
+        ]
+        return Muon(
+            [g for g in groups if g["params"]], lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, ns_dtype=ns_dtype
+        )
     groups = [group(other, o.lr, o.weight_decay), norm_group]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0)
@@ -146,7 +168,7 @@ class Lookahead:
         final = step == self.total_steps
         if not self.every or (not final and step % self.every):
             return
-        decay = 1.0 if final else 0.95 ** 5 * (step / self.total_steps) ** 3
+        decay = 1.0 if final else 0.95**5 * (step / self.total_steps) ** 3
         fast = [p for p in self.model.state_dict().values() if p.is_floating_point()]
         if self.slow is None:
             self.slow = [p.detach().clone() for p in fast]

@@ -48,8 +48,15 @@ def confusion_figure(cm, classes, normalize=True, title="confusion matrix"):
     for i in range(len(classes)):
         for j in range(len(classes)):
             v = shown[i, j].item()
-            ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=6,
-                    color="white" if v > shown.max().item() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}" if normalize else f"{int(v)}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if v > shown.max().item() / 2 else "black",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046)
     return fig
 

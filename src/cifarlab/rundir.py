@@ -28,8 +28,11 @@ def _from_dict(cls, d, path: Path, what: str, fallbacks: dict | None = None):
         raise UserError(f"{path} is not {what} (not a JSON object)")
     d = {**(fallbacks or {}), **d}
     names = {f.name for f in dataclasses.fields(cls)}
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     missing = sorted(k for k in required if k not in d)
     if missing:
         raise UserError(f"{path} is not {what} (no {', '.join(missing)})")
@@ -61,7 +64,9 @@ def write_metrics(run_dir: Path, records: list[EpochRecord]) -> None:
     try:
         atomic_write_text(path, "".join(json.dumps(_plain(r)) + "\n" for r in records))
     except OSError as e:
-        raise UserError(f"cannot write {path} ({e.strerror or e}); checkpoints are intact: resume with --resume") from None
+        raise UserError(
+            f"cannot write {path} ({e.strerror or e}); checkpoints are intact: resume with --resume"
+        ) from None
 
 
 def read_metrics(run_dir: Path) -> list[EpochRecord]:
@@ -146,8 +151,9 @@ class Evaluation:
     figures: list | None = None
 
     def to_dict(self) -> dict:
-        return _plain(self, drop_none=("without_tta", "temperature_scaling", "robustness", "inference_img_per_s",
-                                       "figures"))
+        return _plain(
+            self, drop_none=("without_tta", "temperature_scaling", "robustness", "inference_img_per_s", "figures")
+        )
 
 
 def write_evaluation(run_dir: Path, ev: Evaluation) -> None:
@@ -159,8 +165,12 @@ def read_evaluation(run_dir: Path) -> Evaluation | None:
     path = Path(run_dir) / EVALUATION
     if not path.exists():
         return None
-    return _from_dict(Evaluation, read_json(path, hint="; re-run `cifarlab evaluate`"), path,
-                      "an evaluation.json written by `cifarlab evaluate`")
+    return _from_dict(
+        Evaluation,
+        read_json(path, hint="; re-run `cifarlab evaluate`"),
+        path,
+        "an evaluation.json written by `cifarlab evaluate`",
+    )
 
 
 def read_evaluation_quietly(run_dir: Path) -> Evaluation | None:
@@ -211,7 +221,6 @@ class BenchResult:
     seeds: list
     test_acc_mean: float
     test_acc_std: float
-    test_acc: list
     wall_time_mean_s: float
     wall_time_max_s: float
     train_img_per_s_mean: float
@@ -222,6 +231,7 @@ class BenchResult:
     tta: str
     device: str
     dtype: str
+    test_acc: list = field(default_factory=list)  # one per seed
     wall_time_std_s: float = 0.0
     train_images: int | None = None
     val_images: int | None = None
@@ -241,11 +251,22 @@ def read_bench(path: Path) -> BenchResult:
     # results written before train_images/val_images: from their first run
     fallbacks = {"train_images": first.get("n_train"), "val_images": first.get("n_val")}
     r = _from_dict(BenchResult, d, Path(path), what, fallbacks)
-    numbers = ("test_acc_mean", "test_acc_std", "wall_time_mean_s", "wall_time_max_s", "train_img_per_s_mean",
-               "epochs", "params", "flops_per_image")
+    numbers = (
+        "test_acc_mean",
+        "test_acc_std",
+        "wall_time_mean_s",
+        "wall_time_max_s",
+        "train_img_per_s_mean",
+        "epochs",
+        "params",
+        "flops_per_image",
+    )
     bad = [k for k in numbers if not _is_number(getattr(r, k))]
-    bad += [k for k, t in (("seeds", list), ("time_to_val_acc_epochs", dict), ("device", str)) if not isinstance(
-        getattr(r, k), t)]
+    bad += [
+        k
+        for k, t in (("seeds", list), ("time_to_val_acc_epochs", dict), ("device", str))
+        if not isinstance(getattr(r, k), t)
+    ]
     if bad:  # a hand-edited file: a value of the wrong type
         raise UserError(f"{path} is not {what} (bad value of {bad[0]}: {getattr(r, bad[0])!r})")
     return r

@@ -34,6 +34,7 @@ from .errors import TrainingError, UserError
 from .events import EpochEnd, Interrupt, StepEnd, TrainEnd, TrainStart
 from .hardware import (
     auto_micro_batch,
+    autocast,
     device_description,
     dtype_name,
     keep_freed_memory,
@@ -84,11 +85,23 @@ def make_loaders(cfg: Config, data: Cifar10, device, dist=None) -> tuple[Loader,
     d, cl = cfg.data, cfg.runtime.channels_last
     train_idx, val_idx = train_val_indices(data.train_y, d.val_size, d.train_subset)
     shard = (dist.rank, dist.world) if dist else (0, 1)
-    train = Loader(data.train_x[train_idx], data.train_y[train_idx], d.batch_size, device, shuffle=True,
-                   drop_last=len(train_idx) > d.batch_size, augment=d.augment, seed=cfg.train.seed,
-                   channels_last=cl, shard=shard)
-    val = (Loader(data.train_x[val_idx], data.train_y[val_idx], d.eval_batch_size, device, channels_last=cl)
-           if len(val_idx) else None)
+    train = Loader(
+        data.train_x[train_idx],
+        data.train_y[train_idx],
+        d.batch_size,
+        device,
+        shuffle=True,
+        drop_last=len(train_idx) > d.batch_size,
+        augment=d.augment,
+        seed=cfg.train.seed,
+        channels_last=cl,
+        shard=shard,
+    )
+    val = (
+        Loader(data.train_x[val_idx], data.train_y[val_idx], d.eval_batch_size, device, channels_last=cl)
+        if len(val_idx)
+        else None
+    )
     test = Loader(data.test_x, data.test_y, d.eval_batch_size, device, channels_last=cl)
     return train, val, test, data.train_x[train_idx]
 
@@ -117,8 +130,9 @@ def _run_dir(out, name: str) -> Path:
     return run_dir
 
 
-def build_run(cfg: Config, out="runs", data_path: str | None = None, callbacks=(), run_dir: Path | None = None,
-              dist=None) -> Trainer:
+def build_run(
+    cfg: Config, out="runs", data_path: str | None = None, callbacks=(), run_dir: Path | None = None, dist=None
+) -> Trainer:
     """A Trainer with its data, model and optimizer, and its run directory (config.yaml written)."""
     t0 = time.time()  # wall time includes finding and loading the data
     device = dist.device if dist else select_device(cfg.runtime.device)
@@ -133,13 +147,15 @@ def build_run(cfg: Config, out="runs", data_path: str | None = None, callbacks=(
             trainer.dir.mkdir(parents=True, exist_ok=True)
             save_yaml(cfg, trainer.dir / "config.yaml")
         except OSError as e:
-            raise UserError(f"cannot write the run directory {trainer.dir} ({e.strerror or e}): "
-                            "choose another --out") from None
+            raise UserError(
+                f"cannot write the run directory {trainer.dir} ({e.strerror or e}): choose another --out"
+            ) from None
     return trainer
 
 
-def resume_run(run_dir: Path, data_path: str | None = None, callbacks=(), epochs: float | None = None,
-               dist=None) -> Trainer:
+def resume_run(
+    run_dir: Path, data_path: str | None = None, callbacks=(), epochs: float | None = None, dist=None
+) -> Trainer:
     """The Trainer of a run directory, at its last checkpoint (`epochs` may extend the run)."""
     run_dir = Path(run_dir)
     last = run_dir / "last.pt"
@@ -151,15 +167,19 @@ def resume_run(run_dir: Path, data_path: str | None = None, callbacks=(), epochs
         cfg.train.epochs = float(epochs)
     data_path = data_path or cfg.data.dir or recorded_source(run_dir, ckpt)
     trainer = build_run(cfg, data_path=data_path, callbacks=callbacks, run_dir=run_dir, dist=dist)
-    trainer.load_state(ckpt)
+    restore(trainer, ckpt)
     return trainer
 
 
-def train(cfg: Config, out="runs", data_path=None, callbacks=(), resume: str | None = None,
-          dist=None) -> tuple[Path, Summary | None]:
+def train(
+    cfg: Config, out="runs", data_path=None, callbacks=(), resume: str | None = None, dist=None
+) -> tuple[Path, Summary | None]:
     """Train a config end to end; returns (run directory, summary, or None when interrupted)."""
-    trainer = resume_run(Path(resume), data_path, callbacks, dist=dist) if resume else build_run(
-        cfg, out, data_path, callbacks, dist=dist)
+    trainer = (
+        resume_run(Path(resume), data_path, callbacks, dist=dist)
+        if resume
+        else build_run(cfg, out, data_path, callbacks, dist=dist)
+    )
     trainer.fit()
     return trainer.dir, None if trainer.stop_requested else trainer.finish()
 
@@ -190,8 +210,17 @@ def graceful_stop(request_stop):
 
 # ------------------------------------------------------------------------------------------ the loop
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, data: Cifar10, device: torch.device, callbacks=(), dist=None,
-                 data_source: str = "", t0: float | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        data: Cifar10,
+        device: torch.device,
+        callbacks=(),
+        dist=None,
+        data_source: str = "",
+        t0: float | None = None,
+    ):
         self.cfg, self.dir, self.device, self.dist = cfg, Path(run_dir), device, dist  # dist: a parallel.Dist
         self.is_main = dist is None or dist.rank == 0
         self.callbacks, self.data_source, self.t0 = list(callbacks), data_source, t0 or time.time()
@@ -201,13 +230,10 @@ class Trainer:
         seed_everything(cfg.train.seed)
         self.classes = data.classes
         self.train_loader, self.val_loader, self.test_loader, train_x = make_loaders(cfg, data, device, dist)
-        self.model, self.micro_batch = make_model(cfg, len(self.classes), device, self.dtype, self.train_loader,
-                                                  train_x)
-        self.ema = (torch.optim.swa_utils.AveragedModel(
-            self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
-            if cfg.train.ema else None)
-        self.ddp = dist.wrap(self.model) if dist else None
-        self.net = torch.compile(self.ddp or self.model) if cfg.runtime.compile else self.ddp or self.model
+        self.model, self.micro_batch = make_model(
+            cfg, len(self.classes), device, self.dtype, self.train_loader, train_x
+        )
+        self.ema, self.ddp, self.net = wrap_model(self.model, cfg, dist)
         self.n_params, self.flops = count_params(self.model), count_flops(self.model)
         ns_dtype = torch.bfloat16 if self.dtype == torch.bfloat16 else torch.float32
         self.optimizer = make_optimizer(self.model, cfg.optim, ns_dtype=ns_dtype)
@@ -234,19 +260,12 @@ class Trainer:
 
     def fit(self) -> None:
         with graceful_stop(self.request_stop):
-            self._emit("on_train_start", self._start_event())
+            self._emit("on_train_start", start_event(self))
             while not self.done:
                 self._train_epoch()
                 if self.stop_requested:
                     return
                 self._end_epoch()
-
-    def _start_event(self) -> TrainStart:
-        c = self.cfg
-        return TrainStart(c.name, self.dir, c.to_dict(), self.n_params, self.flops, len(self.train_loader.y),
-                          self.steps_per_epoch, c.train.epochs, self.planned_epochs, self.micro_batch,
-                          self.device.type, dtype_name(self.dtype), c.runtime.log_every, self.state.epoch,
-                          self.history)
 
     @property
     def history(self) -> list[EpochRecord]:
@@ -276,9 +295,7 @@ class Trainer:
                 self._flush(acc_loss, acc_correct, pending)
                 acc_loss.zero_(), acc_correct.zero_()
                 pending = 0
-                self._emit("on_step_end", StepEnd(s.step, s.step_in_epoch, s.epoch, s.loss_sum / max(1, s.seen),
-                                                  s.correct / max(1, s.seen), self.optimizer.param_groups[0]["lr"],
-                                                  s.seen, self.request_stop))
+                self._emit("on_step_end", step_event(self))
             if self.dist is not None:  # all ranks must stop at the same step, or DDP would hang
                 if self.dist.any(bool(self.stop_requested)):
                     self.request_stop("SIGTERM")
@@ -299,8 +316,10 @@ class Trainer:
     def _flush(self, acc_loss, acc_correct, n) -> None:
         loss_sum, correct = acc_loss.item(), acc_correct.item()
         if not math.isfinite(loss_sum):
-            raise TrainingError(f"loss became {loss_sum} at step {self.state.step} (epoch {self.state.epoch + 1}); "
-                                f"the last good checkpoint is kept in {self.dir}: lower optim.lr or enable grad_clip")
+            raise TrainingError(
+                f"loss became {loss_sum} at step {self.state.step} (epoch {self.state.epoch + 1}); "
+                f"the last good checkpoint is kept in {self.dir}: lower optim.lr or enable grad_clip"
+            )
         s = self.state
         s.loss_sum, s.correct, s.seen = s.loss_sum + loss_sum, s.correct + correct, s.seen + n
 
@@ -313,11 +332,12 @@ class Trainer:
             # DDP all-reduces gradients on every backward; only the batch's last one needs to
             last = i == len(chunks) - 1
             with contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync():
-                with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+                with autocast(self.device, self.dtype):
                     logits = self.net(xc)
                     # summed over the micro-batch, divided by the batch: the gradients add up to the batch mean's
-                    loss = F.cross_entropy(logits.float(), yc, label_smoothing=self.cfg.loss.label_smoothing,
-                                           reduction="sum") / len(y)
+                    loss = F.cross_entropy(
+                        logits.float(), yc, label_smoothing=self.cfg.loss.label_smoothing, reduction="sum"
+                    ) / len(y)
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             loss_sum = loss_sum + loss.detach()
             correct = correct + (logits.argmax(-1) == yc).sum()
@@ -349,10 +369,7 @@ class Trainer:
         val_loss, val_acc = self.evaluate(self.val_loader)[:2] if self.val_loader is not None else (None, None)
         sums = [s.loss_sum, s.correct, s.seen]
         loss_sum, correct, seen = self.dist.all_reduce_sums(sums) if self.dist else sums
-        rec = EpochRecord(epoch=s.epoch + 1, train_loss=loss_sum / max(1, seen), train_acc=correct / max(1, seen),
-                          val_loss=val_loss, val_acc=val_acc, lr=self.optimizer.param_groups[0]["lr"],
-                          epoch_time=round(self._epoch_train_dt + time.time() - t, 3),
-                          img_per_s=round(self._epoch_speed, 1), step=s.step, samples=int(seen))
+        rec = epoch_record(self, loss_sum, correct, seen, val_loss, val_acc, time.time() - t)
         s.history.append(dataclasses.asdict(rec))
         s.epoch, s.step_in_epoch, s.loss_sum, s.correct, s.seen = s.epoch + 1, 0, 0.0, 0.0, 0
         improved = val_acc is not None and val_acc > s.best_val_acc
@@ -391,22 +408,6 @@ class Trainer:
             self.t0 = time.time()
             ckpt_io.save(self.dir / name, self.model, self.cfg, **checkpoint_state(self))
 
-    def load_state(self, ckpt: dict) -> None:
-        ckpt_io.load_weights(self.model, ckpt["model"], ckpt["path"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.state = State.from_dict(ckpt["state"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if self.device.type == "cuda" and ckpt["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-        self.lookahead.load_state_dict(ckpt.get("lookahead"), self.device)
-        if self.ema is not None and "ema" in ckpt:
-            self.ema.module.load_state_dict(ckpt["ema"])
-            self.ema.n_averaged.copy_(ckpt["ema_n"])
-        if self.scaler is not None and "scaler" in ckpt:
-            self.scaler.load_state_dict(ckpt["scaler"])
-        if hasattr(self.model, "on_step"):
-            self.model.on_step(self.state.step, self.steps_per_epoch)
-
     def _emit(self, event: str, payload) -> None:
         if not self.is_main:
             return
@@ -416,11 +417,73 @@ class Trainer:
                 fn(payload)
 
 
+def wrap_model(model: nn.Module, cfg: Config, dist=None):
+    """(EMA copy or None, DDP wrapper or None, what the training step calls)."""
+    ema = None
+    if cfg.train.ema:
+        avg = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.train.ema)
+        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
+    ddp = dist.wrap(model) if dist else None
+    net = torch.compile(ddp or model) if cfg.runtime.compile else ddp or model
+    return ema, ddp, net
+
+
+def start_event(t: Trainer) -> TrainStart:
+    c = t.cfg
+    return TrainStart(
+        name=c.name, run_dir=t.dir, config=c.to_dict(), n_params=t.n_params, flops=t.flops,
+        n_train=len(t.train_loader.y), steps_per_epoch=t.steps_per_epoch, epochs=c.train.epochs,
+        planned_epochs=t.planned_epochs, micro_batch=t.micro_batch, device=t.device.type,
+        dtype=dtype_name(t.dtype), log_every=c.runtime.log_every, epoch=t.state.epoch, history=t.history,
+    )  # fmt: skip
+
+
+def restore(t: Trainer, ckpt: dict) -> None:
+    """Put a Trainer back where its checkpoint left it: weights, optimizer, state, RNG, lookahead, EMA."""
+    ckpt_io.load_weights(t.model, ckpt["model"], ckpt["path"])
+    t.optimizer.load_state_dict(ckpt["optimizer"])
+    t.state = State.from_dict(ckpt["state"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if t.device.type == "cuda" and ckpt["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    t.lookahead.load_state_dict(ckpt.get("lookahead"), t.device)
+    if t.ema is not None and "ema" in ckpt:
+        t.ema.module.load_state_dict(ckpt["ema"])
+        t.ema.n_averaged.copy_(ckpt["ema_n"])
+    if t.scaler is not None and "scaler" in ckpt:
+        t.scaler.load_state_dict(ckpt["scaler"])
+    if hasattr(t.model, "on_step"):
+        t.model.on_step(t.state.step, t.steps_per_epoch)
+
+
+def step_event(t: Trainer) -> StepEnd:
+    s = t.state
+    lr = t.optimizer.param_groups[0]["lr"]
+    return StepEnd(step=s.step, step_in_epoch=s.step_in_epoch, epoch=s.epoch, loss=s.loss_sum / max(1, s.seen),
+                   acc=s.correct / max(1, s.seen), lr=lr, seen=s.seen, request_stop=t.request_stop)  # fmt: skip
+
+
+def epoch_record(t: Trainer, loss_sum, correct, seen, val_loss, val_acc, eval_time: float) -> EpochRecord:
+    """The epoch just ended, over all data-parallel ranks (`loss_sum`, `correct`, `seen` summed)."""
+    return EpochRecord(
+        epoch=t.state.epoch + 1, train_loss=loss_sum / max(1, seen), train_acc=correct / max(1, seen),
+        val_loss=val_loss, val_acc=val_acc, lr=t.optimizer.param_groups[0]["lr"],
+        epoch_time=round(t._epoch_train_dt + eval_time, 3), img_per_s=round(t._epoch_speed, 1), step=t.state.step,
+        samples=int(seen),
+    )  # fmt: skip
+
+
 def checkpoint_state(t: Trainer) -> dict:
     """Everything but the weights that a resumed run needs to continue bit for bit."""
-    st = {"optimizer": t.optimizer.state_dict(), "state": dataclasses.asdict(t.state), "data": t.data_source,
-          "rng": {"torch": torch.get_rng_state(),
-                  "cuda": torch.cuda.get_rng_state_all() if t.device.type == "cuda" else []}}
+    st = {
+        "optimizer": t.optimizer.state_dict(),
+        "state": dataclasses.asdict(t.state),
+        "data": t.data_source,
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if t.device.type == "cuda" else [],
+        },
+    }
     if t.lookahead.state_dict() is not None:
         st["lookahead"] = t.lookahead.state_dict()
     if t.ema is not None:
@@ -440,16 +503,34 @@ def _best_epoch(history: list[dict], has_val: bool) -> int | None:
 def make_summary(t: Trainer, test_loss: float, test_acc: float, test_eval_time: float) -> Summary:
     s, hist = t.state, t.state.history
     return Summary(
-        preset=t.cfg.name, test_acc=test_acc, test_loss=test_loss, tta=t.cfg.eval.tta,
+        preset=t.cfg.name,
+        test_acc=test_acc,
+        test_loss=test_loss,
+        tta=t.cfg.eval.tta,
         best_val_acc=s.best_val_acc if s.best_val_acc >= 0 else None,
         best_epoch=_best_epoch(hist, t.val_loader is not None),
-        epochs=s.epoch, epochs_trained=round(s.step / t.steps_per_epoch, 2), steps=s.step,
-        wall_time_s=round(s.wall_time, 2), train_time_s=round(s.train_time, 2), test_eval_time_s=test_eval_time,
+        epochs=s.epoch,
+        epochs_trained=round(s.step / t.steps_per_epoch, 2),
+        steps=s.step,
+        wall_time_s=round(s.wall_time, 2),
+        train_time_s=round(s.train_time, 2),
+        test_eval_time_s=test_eval_time,
         train_img_per_s=round(sum(r["img_per_s"] for r in hist) / max(1, len(hist)), 1),
-        time_to_val_acc={str(th): next((r["epoch"] for r in hist if (r["val_acc"] or 0) >= th / 100), None)
-                         for th in THRESHOLDS},
-        params=t.n_params, flops_per_image=t.flops, n_train=len(t.train_loader.y),
-        n_val=len(t.val_loader.y) if t.val_loader else 0, micro_batch=t.micro_batch or t.cfg.data.batch_size,
-        device=device_description(t.device), dtype=dtype_name(t.dtype), world_size=t.dist.world if t.dist else 1,
-        torch=torch.__version__, python=platform.python_version(), cifarlab=__version__, seed=t.cfg.train.seed,
-        data=t.data_source, finished=datetime.now().isoformat(timespec="seconds"))
+        time_to_val_acc={
+            str(th): next((r["epoch"] for r in hist if (r["val_acc"] or 0) >= th / 100), None) for th in THRESHOLDS
+        },
+        params=t.n_params,
+        flops_per_image=t.flops,
+        n_train=len(t.train_loader.y),
+        n_val=len(t.val_loader.y) if t.val_loader else 0,
+        micro_batch=t.micro_batch or t.cfg.data.batch_size,
+        device=device_description(t.device),
+        dtype=dtype_name(t.dtype),
+        world_size=t.dist.world if t.dist else 1,
+        torch=torch.__version__,
+        python=platform.python_version(),
+        cifarlab=__version__,
+        seed=t.cfg.train.seed,
+        data=t.data_source,
+        finished=datetime.now().isoformat(timespec="seconds"),
+    )

@@ -30,14 +30,24 @@ def _without_attention(cfg):
 # re-evaluated without it.
 VARIANTS = {
     "full": ("nothing", []),
-    "no_augmentation": ("augmentation", ["data.augment.translate=0", "data.augment.flip=none", "data.augment.cutout=0"]),
+    "no_augmentation": (
+        "augmentation",
+        ["data.augment.translate=0", "data.augment.flip=none", "data.augment.cutout=0"],
+    ),
     "no_batchnorm": ("batch norm", ["model.defaults.bn=false"]),
     "no_dropout": ("dropout", ["model.head.dropout=0.0"]),
     "no_schedule": ("lr schedule", ["schedule.name=constant", "schedule.warmup_epochs=0"]),
     "no_label_smoothing": ("label smoothing", ["loss.label_smoothing=0.0"]),
-    "no_muon": ("Muon (replaced by Nesterov SGD + lookahead)",
-                ["optim.name=sgd", "schedule.name=onecycle", "schedule.start_factor=0.2", "schedule.peak_at=0.23",
-                 "train.lookahead_every=5"]),
+    "no_muon": (
+        "Muon (replaced by Nesterov SGD + lookahead)",
+        [
+            "optim.name=sgd",
+            "schedule.name=onecycle",
+            "schedule.start_factor=0.2",
+            "schedule.peak_at=0.23",
+            "train.lookahead_every=5",
+        ],
+    ),
     "no_lookahead": ("lookahead", ["train.lookahead_every=0"]),
     "no_attention": ("attention", _without_attention),
     "no_tta": ("test-time augmentation", None),
@@ -69,8 +79,9 @@ def uses(cfg, change) -> bool:
     return repr(build_model(ablated.model)) != repr(build_model(cfg.model))
 
 
-def ablate(preset="advanced", overrides=(), epochs=None, only=None, out="runs/ablation", data=None,
-           device=None) -> list[AblationRow]:
+def ablate(
+    preset="advanced", overrides=(), epochs=None, only=None, out="runs/ablation", data=None, device=None
+) -> list[AblationRow]:
     base = resolve(preset, overrides, epochs, None, device)
     names = _variants_to_run(base, only)
     rows, full_dir = [], None
@@ -103,8 +114,10 @@ def _variants_to_run(base, only) -> list[str]:
         print(f"skipping {n}: the run does not use {VARIANTS[n][0]}")
     names = [n for n in names if n not in skipped]
     if skipped and not [n for n in names if n != "full"]:
-        raise ConfigError(f"nothing to ablate: the run uses none of {', '.join(n[3:] for n in skipped)}; "
-                          "ablate the advanced preset or a config that uses them")
+        raise ConfigError(
+            f"nothing to ablate: the run uses none of {', '.join(n[3:] for n in skipped)}; "
+            "ablate the advanced preset or a config that uses them"
+        )
     if "no_tta" in names and "full" not in names:
         names = ["full", *names]
     return names

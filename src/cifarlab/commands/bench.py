@@ -19,8 +19,9 @@ from ..train import train
 STAGE_ORDER = {"baseline": 0, "intermediate": 1, "advanced": 2}
 
 
-def bench(preset: str, seeds: int, overrides=(), data=None, out="runs/bench", epochs=None, device=None,
-          quiet: bool = False) -> BenchResult:
+def bench(
+    preset: str, seeds: int, overrides=(), data=None, out="runs/bench", epochs=None, device=None, quiet: bool = False
+) -> BenchResult:
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     summaries = []
@@ -47,19 +48,36 @@ def aggregate(summaries: list[Summary], overrides: list | None = None) -> BenchR
     acc_mean, acc_std = mean_std(acc)
     wall_mean, wall_std = mean_std(wall)
     return BenchResult(
-        preset=first.preset, seeds=[s.seed for s in summaries], test_acc_mean=acc_mean, test_acc_std=acc_std,
-        test_acc=acc, wall_time_mean_s=wall_mean, wall_time_std_s=wall_std, wall_time_max_s=max(wall),
-        train_img_per_s_mean=statistics.fmean(s.train_img_per_s for s in summaries), epochs=first.epochs_trained,
+        preset=first.preset,
+        seeds=[s.seed for s in summaries],
+        test_acc_mean=acc_mean,
+        test_acc_std=acc_std,
+        test_acc=acc,
+        wall_time_mean_s=wall_mean,
+        wall_time_std_s=wall_std,
+        wall_time_max_s=max(wall),
+        train_img_per_s_mean=statistics.fmean(s.train_img_per_s for s in summaries),
+        epochs=first.epochs_trained,
         time_to_val_acc_epochs={k: [s.time_to_val_acc.get(k) for s in summaries] for k in first.time_to_val_acc},
-        params=first.params, flops_per_image=first.flops_per_image, tta=first.tta, device=first.device,
-        dtype=first.dtype, train_images=first.n_train, val_images=first.n_val, torch=first.torch,
-        runs=[dataclasses.asdict(s) for s in summaries], overrides=list(overrides or []))
+        params=first.params,
+        flops_per_image=first.flops_per_image,
+        tta=first.tta,
+        device=first.device,
+        dtype=first.dtype,
+        train_images=first.n_train,
+        val_images=first.n_val,
+        torch=first.torch,
+        runs=[dataclasses.asdict(s) for s in summaries],
+        overrides=list(overrides or []),
+    )
 
 
 def table_header() -> str:
-    return ("| stage | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | train / val images | "
-            "epoch reaching val 90 / 93 / 94% | params | MFLOPs/img | TTA | hardware |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    return (
+        "| stage | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | train / val images | "
+        "epoch reaching val 90 / 93 / 94% | params | MFLOPs/img | TTA | hardware |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
 
 
 def _time_to(r: BenchResult) -> str:
@@ -75,10 +93,12 @@ def markdown_row(r: BenchResult) -> str:
     stage = r.preset + (f" ({', '.join(r.overrides)})" if r.overrides else "")
     stage = stage.replace("|", "\\|")  # a value with a pipe must not split the Markdown row
     split = " / ".join("?" if n is None else f"{n:,}" for n in (r.train_images, r.val_images))
-    return (f"| {stage} | {accuracy_cell(r.test_acc_mean, r.test_acc_std, len(r.seeds))} | {len(r.seeds)} | "
-            f"{r.wall_time_mean_s:.0f} s (max {r.wall_time_max_s:.0f}) | {r.train_img_per_s_mean:.0f} | "
-            f"{round(float(r.epochs), 2):g} | {split} | {_time_to(r)} | {r.params / 1e6:.2f}M | "
-            f"{r.flops_per_image / 1e6:.0f} | {r.tta} | {r.device}, {r.dtype} |")
+    return (
+        f"| {stage} | {accuracy_cell(r.test_acc_mean, r.test_acc_std, len(r.seeds))} | {len(r.seeds)} | "
+        f"{r.wall_time_mean_s:.0f} s (max {r.wall_time_max_s:.0f}) | {r.train_img_per_s_mean:.0f} | "
+        f"{round(float(r.epochs), 2):g} | {split} | {_time_to(r)} | {r.params / 1e6:.2f}M | "
+        f"{r.flops_per_image / 1e6:.0f} | {r.tta} | {r.device}, {r.dtype} |"
+    )
 
 
 def results_table(paths: list[Path]) -> str:
@@ -94,5 +114,7 @@ def results_table(paths: list[Path]) -> str:
 
 def check_no_readme(readme: str | None) -> None:
     if readme:
-        raise UserError("--readme moved out of cifarlab: `make results` (tools/readme_table.py) writes the README "
-                        "table; `cifarlab results` prints it")
+        raise UserError(
+            "--readme moved out of cifarlab: `make results` (tools/readme_table.py) writes the README "
+            "table; `cifarlab results` prints it"
+        )

@@ -19,8 +19,9 @@ def board(runs_dir: str, port: int) -> int:
         raise ConfigError(f"--port must be 1..65535, got {port}")
     if not Path(runs_dir).is_dir():
         raise UserError(f"no folder {runs_dir}: train a run first or give the runs folder")
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", runs_dir,
-                             "--host", "127.0.0.1", "--port", str(port)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", runs_dir, "--host", "127.0.0.1", "--port", str(port)]
+    )
     # a SIGTERM to `cifarlab board` must not orphan the server (it would keep the port): stop it with us
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:

@@ -20,8 +20,16 @@ from ..plots import confusion_figure, fig_png, image_grid_figure, reliability_fi
 from ..rundir import Evaluation, recorded_source, write_evaluation
 
 
-def evaluate_run(run: str, data_path: str | None = None, device: str | None = None, tta: str | None = None,
-                 write: bool = True, robustness_n: int = 2000, figures: bool = True, speed: bool = True) -> Evaluation:
+def evaluate_run(
+    run: str,
+    data_path: str | None = None,
+    device: str | None = None,
+    tta: str | None = None,
+    write: bool = True,
+    robustness_n: int = 2000,
+    figures: bool = True,
+    speed: bool = True,
+) -> Evaluation:
     """Evaluate a run directory's best checkpoint (or a checkpoint file) on the test set.
 
     Writes evaluation.json and figures into the run directory (when given a directory).
@@ -39,7 +47,9 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
     dtype = select_precision(dev, cfg.runtime.precision)
     tta = tta or cfg.eval.tta
     logits, y = predict_logits(model, loader, dtype, tta)
-    ev = Evaluation(checkpoint=ckpt["path"], preset=cfg.name, tta=tta, **classification_metrics(logits, y, data.classes))
+    ev = Evaluation(
+        checkpoint=ckpt["path"], preset=cfg.name, tta=tta, **classification_metrics(logits, y, data.classes)
+    )
     plain = logits  # one view per image: the corruption benchmark's clean reference
     if tta != "none":
         plain, _ = predict_logits(model, loader, dtype, "none")
@@ -48,8 +58,9 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
         ev.without_tta["ece"] = calibration(plain.softmax(-1), y)["ece"]
     val_idx = split_train_val(data.train_y, cfg.data.val_size)[1] if cfg.data.val_size < len(data.train_y) else []
     if len(val_idx):  # the run's own validation split: held out from training, never the test set
-        val_loader = Loader(data.train_x[val_idx], data.train_y[val_idx], cfg.data.eval_batch_size, dev,
-                            channels_last=cl)
+        val_loader = Loader(
+            data.train_x[val_idx], data.train_y[val_idx], cfg.data.eval_batch_size, dev, channels_last=cl
+        )
         val_logits, val_y = predict_logits(model, val_loader, dtype, tta)
         ev.temperature_scaling = temperature_scaling(val_logits, val_y, logits, y)
     if robustness_n:
@@ -71,17 +82,21 @@ def evaluate_run(run: str, data_path: str | None = None, device: str | None = No
 def evaluation_figures(run_dir: Path, model, data: Cifar10, loader: Loader, logits, ev: Evaluation) -> list[str]:
     """Write the evaluation's figures into the run directory; returns their file names."""
     classes = data.classes
-    written = {"confusion.png": confusion_figure(ev.confusion, classes, normalize=True),
-               "confusion_counts.png": confusion_figure(ev.confusion, classes, normalize=False),
-               "reliability.png": reliability_figure([(ev.preset, ev.calibration)])}
+    written = {
+        "confusion.png": confusion_figure(ev.confusion, classes, normalize=True),
+        "confusion_counts.png": confusion_figure(ev.confusion, classes, normalize=False),
+        "reliability.png": reliability_figure([(ev.preset, ev.calibration)]),
+    }
     if ev.robustness:
         written["robustness.png"] = robustness_figure([(ev.preset, ev.robustness)])
     probs = logits.softmax(-1)
     idx = most_confident_wrong(probs, data.test_y, 16)
     x = loader.normalize(data.test_x[idx].to(loader.device))
     conf, pred = probs[idx].max(-1)
-    titles = [f"{classes[p]} {100 * c:.0f}%\n(true {classes[t]})"
-              for p, c, t in zip(pred.tolist(), conf.tolist(), data.test_y[idx].tolist())]
+    titles = [
+        f"{classes[p]} {100 * c:.0f}%\n(true {classes[t]})"
+        for p, c, t in zip(pred.tolist(), conf.tolist(), data.test_y[idx].tolist())
+    ]
     written["confident_wrong.png"] = image_grid_figure(x, titles, colors=["red"] * len(idx))
     sample = loader.normalize(data.test_x[:16].to(loader.device))
     names = [classes[t] for t in data.test_y[:16].tolist()]
@@ -99,24 +114,32 @@ def print_evaluation(ev: Evaluation, as_json: bool = False) -> None:
         print(json.dumps({k: v for k, v in ev.to_dict().items() if k != "test_pred"}, indent=2))
         return
     lo, hi = ev.test_acc_ci
-    print(f"test accuracy {100 * ev.test_acc:.2f}% (95% CI {100 * lo:.2f}-{100 * hi:.2f}), top-2 "
-          f"{100 * ev.top2_acc:.2f}%, loss {ev.test_loss:.4f}, ECE {100 * ev.calibration['ece']:.2f}%, TTA {ev.tta}")
+    print(
+        f"test accuracy {100 * ev.test_acc:.2f}% (95% CI {100 * lo:.2f}-{100 * hi:.2f}), top-2 "
+        f"{100 * ev.top2_acc:.2f}%, loss {ev.test_loss:.4f}, ECE {100 * ev.calibration['ece']:.2f}%, TTA {ev.tta}"
+    )
     if ev.without_tta:
         w = ev.without_tta
         print(f"without TTA: accuracy {100 * w['test_acc']:.2f}%, loss {w['test_loss']:.4f}, ECE {100 * w['ece']:.2f}%")
     if ev.temperature_scaling:
         t = ev.temperature_scaling
-        print(f"temperature scaling (T={t['temperature']:.3f}, fitted on {t['fitted_on_n']} validation images): "
-              f"loss {t['test_loss']:.4f}, ECE {100 * t['ece']:.2f}%")
+        print(
+            f"temperature scaling (T={t['temperature']:.3f}, fitted on {t['fitted_on_n']} validation images): "
+            f"loss {t['test_loss']:.4f}, ECE {100 * t['ece']:.2f}%"
+        )
     print(f"{'class':<11} {'acc':>7} {'prec':>7} {'recall':>7} {'F1':>7}")
     for name, acc in ev.per_class_acc.items():
-        print(f"{name:<11} {100 * acc:6.2f}% {100 * ev.precision[name]:6.2f}% {100 * ev.recall[name]:6.2f}% "
-              f"{100 * ev.f1[name]:6.2f}%")
+        print(
+            f"{name:<11} {100 * acc:6.2f}% {100 * ev.precision[name]:6.2f}% {100 * ev.recall[name]:6.2f}% "
+            f"{100 * ev.f1[name]:6.2f}%"
+        )
     if ev.robustness:
         r = ev.robustness
         per = ", ".join(f"{k} {100 * sum(v) / len(v):.1f}%" for k, v in r["per_corruption"].items())
-        print(f"robustness ({r['n']} images, 5 severities): mean corruption accuracy "
-              f"{100 * r['mean_corruption_acc']:.2f}% ({per})")
+        print(
+            f"robustness ({r['n']} images, 5 severities): mean corruption accuracy "
+            f"{100 * r['mean_corruption_acc']:.2f}% ({per})"
+        )
     if ev.inference_img_per_s:
         print("inference: " + ", ".join(f"batch {b}: {v:.0f} img/s" for b, v in ev.inference_img_per_s.items()))
     if ev.figures:

@@ -37,8 +37,10 @@ def export(run: str, fmt: str, out: str | None = None, atol: float = 1e-4) -> tu
         data = FORMATS[fmt][1](net, example)
     check = _check_export(data, fmt, check_x, want)
     if check.get("max_abs_diff") is not None and check["max_abs_diff"] > atol:
-        raise UserError(f"exported model differs from PyTorch by {check['max_abs_diff']:.2e} (> {atol}), "
-                        "so it was not written: report this with the run's config.yaml")
+        raise UserError(
+            f"exported model differs from PyTorch by {check['max_abs_diff']:.2e} (> {atol}), "
+            "so it was not written: report this with the run's config.yaml"
+        )
     try:  # only a checked model reaches dest, and a previous file there survives any failure
         atomic_write_bytes(dest, data)
     except OSError as e:
@@ -59,8 +61,15 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor) -> bytes:
         raise UserError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
     with tempfile.TemporaryDirectory() as tmp:
         tmp_file = Path(tmp) / "model.onnx"
-        torch.onnx.export(net, (example,), str(tmp_file), input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(
+            net,
+            (example,),
+            str(tmp_file),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
         return tmp_file.read_bytes()
 
 
@@ -75,7 +84,11 @@ def _exported_bytes(net: nn.Module, example: torch.Tensor) -> bytes:
 
 
 # format -> (file suffix, writer)
-FORMATS = {"onnx": (".onnx", _onnx_bytes), "torchscript": (".pt", _torchscript_bytes), "export": (".pt2", _exported_bytes)}
+FORMATS = {
+    "onnx": (".onnx", _onnx_bytes),
+    "torchscript": (".pt", _torchscript_bytes),
+    "export": (".pt2", _exported_bytes),
+}
 
 
 def _check_export(data: bytes, fmt: str, x: torch.Tensor, want: torch.Tensor) -> dict:

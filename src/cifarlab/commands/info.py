@@ -27,6 +27,8 @@ def info(data: str | None = None, device: str | None = None) -> None:
     print(f"precision: {why}")
     mb = auto_micro_batch(dev, dtype)
     if mb:
-        print(f"passes:    training batches over {mb} images run as micro-batches of {mb}, and inference in "
-              f"passes of {mb} (fp32 on a CPU: activations stay in cache); runtime.micro_batch changes training's")
+        print(
+            f"passes:    training batches over {mb} images run as micro-batches of {mb}, and inference in "
+            f"passes of {mb} (fp32 on a CPU: activations stay in cache); runtime.micro_batch changes training's"
+        )
     print(f"torch:     {torch.__version__}")

@@ -32,8 +32,15 @@ def load_image(path: Path) -> torch.Tensor:
     return data.view(32, 32, 3).permute(2, 0, 1).contiguous()
 
 
-def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tta: str | None = None,
-            chunk: int = 256, calibrate: bool = True) -> tuple[list[dict], list[str]]:
+def predict(
+    run: str,
+    images: list[str],
+    top_k: int = 3,
+    device: str = "cpu",
+    tta: str | None = None,
+    chunk: int = 256,
+    calibrate: bool = True,
+) -> tuple[list[dict], list[str]]:
     """Top-k classes for each image, with the run's test-time augmentation unless `tta` says otherwise (so a
     prediction is made the way the run's test accuracy was). With `calibrate`, probabilities are divided by
     the temperature `cifarlab evaluate` fitted, when it did. Returns (results, errors); a bad file does not
@@ -58,11 +65,18 @@ def predict(run: str, images: list[str], top_k: int = 3, device: str = "cpu", tt
     k = min(top_k, len(CLASSES))
     for p, row in zip(good, torch.cat(probs) if probs else []):
         top = row.topk(k)
-        results.append({"image": p, "top": [{"class": CLASSES[i], "prob": round(v, 4)}
-                                            for v, i in zip(top.values.tolist(), top.indices.tolist())],
-                        "tta": tta, "temperature": t})
+        results.append(
+            {
+                "image": p,
+                "top": [
+                    {"class": CLASSES[i], "prob": round(v, 4)}
+                    for v, i in zip(top.values.tolist(), top.indices.tolist())
+                ],
+                "tta": tta,
+                "temperature": t,
+            }
+        )
     return results, errors
-
 
 
 def fitted_temperature(checkpoint: str | Path, tta: str) -> float | None:

@@ -21,8 +21,13 @@ from ..rundir import AblationRow, RunFiles, read_ablation, read_run, recorded_so
 from .evaluate import evaluate_run
 
 
-def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evaluate_missing: bool = True,
-            ablation: list[AblationRow] | None = None) -> tuple[Path, Path]:
+def compare(
+    run_dirs: list[Path],
+    out: Path,
+    data_path: str | None = None,
+    evaluate_missing: bool = True,
+    ablation: list[AblationRow] | None = None,
+) -> tuple[Path, Path]:
     """Write report.html (figures embedded) and report.md comparing the runs."""
     if not run_dirs:
         raise UserError("no runs to compare: give run directories (runs/<time>-<preset>)")
@@ -41,8 +46,9 @@ def compare(run_dirs: list[Path], out: Path, data_path: str | None = None, evalu
     evals = [(n, r.evaluation) for n, r in zip(names, runs) if r.evaluation]
     if evals:
         n_test = len(evals[0][1].test_pred)
-        _evaluation_sections(evals, lambda: _test_labels(data_path or recorded_source(runs[0].dir), n_test),
-                             sections, md)
+        _evaluation_sections(
+            evals, lambda: _test_labels(data_path or recorded_source(runs[0].dir), n_test), sections, md
+        )
     if ablation:
         _ablation_section(ablation, sections, md)
     out = Path(out)
@@ -62,16 +68,26 @@ def _runs_table(runs: list[RunFiles]) -> tuple[list[str], list[list[str]]]:
     for preset, ss in groups.items():
         accs = [s.test_acc for s in ss]
         s0 = ss[0]
-        rows.append([preset, str(len(ss)), accuracy_cell(*mean_std(accs), len(accs)),
-                     f"{statistics.fmean(s.wall_time_s for s in ss):.0f} s", f"{s0.params / 1e6:.2f}M",
-                     f"{s0.flops_per_image / 1e6:.0f}", s0.tta, s0.device])
+        rows.append(
+            [
+                preset,
+                str(len(ss)),
+                accuracy_cell(*mean_std(accs), len(accs)),
+                f"{statistics.fmean(s.wall_time_s for s in ss):.0f} s",
+                f"{s0.params / 1e6:.2f}M",
+                f"{s0.flops_per_image / 1e6:.0f}",
+                s0.tta,
+                s0.device,
+            ]
+        )
     return ["preset", "runs", "test acc (mean ± std)", "wall time", "params", "MFLOPs/img", "TTA", "device"], rows
 
 
 def _evaluation_sections(evals, test_labels, sections: list, md: list) -> None:
     classes = list(evals[0][1].per_class_acc)
-    sections.append(("Per-class accuracy", "", [fig_png(per_class_figure([(n, e.per_class_acc) for n, e in evals],
-                                                                          classes))]))
+    sections.append(
+        ("Per-class accuracy", "", [fig_png(per_class_figure([(n, e.per_class_acc) for n, e in evals], classes))])
+    )
     pc_rows = [[c] + [f"{100 * e.per_class_acc[c]:.1f}%" for _, e in evals] for c in classes]
     md += ["## Per-class accuracy", "", _md_table(["class"] + [n for n, _ in evals], pc_rows), ""]
     mc_rows = []
@@ -80,30 +96,51 @@ def _evaluation_sections(evals, test_labels, sections: list, md: list) -> None:
             (na, ea), (nb, eb) = evals[i], evals[j]
             y = test_labels()
             t = mcnemar(torch.tensor(ea.test_pred) == y, torch.tensor(eb.test_pred) == y)
-            mc_rows.append([na, nb, str(t["a_only"]), str(t["b_only"]), p_value_cell(t["p_value"]),
-                            "yes" if t["p_value"] < 0.05 else "no"])
+            mc_rows.append(
+                [
+                    na,
+                    nb,
+                    str(t["a_only"]),
+                    str(t["b_only"]),
+                    p_value_cell(t["p_value"]),
+                    "yes" if t["p_value"] < 0.05 else "no",
+                ]
+            )
     mc_header = ["model A", "model B", "only A right", "only B right", "p-value", "differ (p<0.05)"]
     sections.append(("McNemar tests", _html_table(mc_header, mc_rows) if mc_rows else "<p>one model only</p>", []))
     md += ["## McNemar tests", "", _md_table(mc_header, mc_rows) if mc_rows else "one model only", ""]
     robs = [(n, e.robustness) for n, e in evals if e.robustness]
     if robs:
         rob_header = ["model", "mean corruption acc", "clean acc (same images, one view)"]
-        rob_rows = [[n, f"{100 * r['mean_corruption_acc']:.2f}%", f"{100 * r['clean_acc_same_images']:.2f}%"]
-                    for n, r in robs]
+        rob_rows = [
+            [n, f"{100 * r['mean_corruption_acc']:.2f}%", f"{100 * r['clean_acc_same_images']:.2f}%"] for n, r in robs
+        ]
         sections.append(("Robustness", _html_table(rob_header, rob_rows), [fig_png(robustness_figure(robs))]))
         md += ["## Robustness", "", _md_table(rob_header, rob_rows), ""]
     cal_header = ["model", "ECE", "temperature T (fitted on val)", "ECE at T"]
     cal_rows = [[n, f"{100 * e.calibration['ece']:.2f}%", *_temperature_cells(e.temperature_scaling)] for n, e in evals]
-    sections.append(("Calibration", _html_table(cal_header, cal_rows),
-                     [fig_png(reliability_figure([(n, e.calibration) for n, e in evals]))]))
+    sections.append(
+        (
+            "Calibration",
+            _html_table(cal_header, cal_rows),
+            [fig_png(reliability_figure([(n, e.calibration) for n, e in evals]))],
+        )
+    )
     md += ["## Calibration", "", _md_table(cal_header, cal_rows), ""]
 
 
 def _ablation_section(ablation: list[AblationRow], sections: list, md: list) -> None:
     header = ["variant", "removed", "test acc", "Δ vs full"]
     full = next((a.test_acc for a in ablation if a.removed == "nothing"), None)
-    rows = [[a.variant, a.removed, f"{100 * a.test_acc:.2f}%",
-             f"{100 * (a.test_acc - full):+.2f}" if full is not None else "-"] for a in ablation]
+    rows = [
+        [
+            a.variant,
+            a.removed,
+            f"{100 * a.test_acc:.2f}%",
+            f"{100 * (a.test_acc - full):+.2f}" if full is not None else "-",
+        ]
+        for a in ablation
+    ]
     sections.append(("Ablation", _html_table(header, rows), []))
     md += ["## Ablation (one technique removed at a time)", "", _md_table(header, rows), ""]
 
@@ -171,11 +208,16 @@ def _html_page(sections) -> str:
     body = []
     for title, inner, figs in sections:
         sid = title.lower().replace(" ", "-")
-        imgs = "".join(f'<img alt="{html.escape(title)}" src="data:image/png;base64,{base64.b64encode(f).decode()}">'
-                       for f in figs)
+        imgs = "".join(
+            f'<img alt="{html.escape(title)}" src="data:image/png;base64,{base64.b64encode(f).decode()}">' for f in figs
+        )
         body.append(f'<section id="{sid}"><h2>{html.escape(title)}</h2>{inner}{imgs}</section>')
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-             "th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>cifarlab report</title><style>{style}</style>"
-            f"</head><body><h1>cifarlab comparison report</h1>{''.join(body)}</body></html>\n")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>cifarlab report</title><style>{style}</style>"
+        f"</head><body><h1>cifarlab comparison report</h1>{''.join(body)}</body></html>\n"
+    )

@@ -30,8 +30,12 @@ def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator, mode
     rows = dy[:, None] - pad + torch.arange(h, device=dev)
     cols = dx[:, None] - pad + torch.arange(w, device=dev)
     inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-    out = x[torch.arange(b, device=dev)[:, None, None], :, rows.clamp(0, h - 1)[:, :, None],
-            cols.clamp(0, w - 1)[:, None, :]]
+    out = x[
+        torch.arange(b, device=dev)[:, None, None],
+        :,
+        rows.clamp(0, h - 1)[:, :, None],
+        cols.clamp(0, w - 1)[:, None, :],
+    ]
     return (out * inside[..., None].to(out.dtype)).permute(0, 3, 1, 2)
 
 
@@ -68,11 +72,14 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] == size:
         return x
     out = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) else out
+    return (
+        out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) else out
+    )
 
 
-def batch_augment(x: torch.Tensor, cfg, generator: torch.Generator, alternate_mask: torch.Tensor, normalize,
-                  size: int = 32):
+def batch_augment(
+    x: torch.Tensor, cfg, generator: torch.Generator, alternate_mask: torch.Tensor, normalize, size: int = 32
+):
     """uint8 batch -> augmented, normalized float batch (size x size), following an AugmentConfig."""
     if cfg.translate > 0:
         x = random_translate(x, cfg.translate, generator, cfg.pad_mode)

@@ -55,8 +55,10 @@ def locate(option: str | None = None, download: bool = True, url: str = URL, md5
         found = find_in(Path(given).expanduser())
         if found is None:
             source = "--data" if option else "CIFAR10_DIR"
-            raise DataError(f"no CIFAR-10 at {given} (from {source}): expected a '{FOLDER}' folder with "
-                            f"data_batch_1..5 and test_batch, or '{ARCHIVE}'")
+            raise DataError(
+                f"no CIFAR-10 at {given} (from {source}): expected a '{FOLDER}' folder with "
+                f"data_batch_1..5 and test_batch, or '{ARCHIVE}'"
+            )
         return found
     root = cache_dir()
     found = find_in(root)
@@ -87,8 +89,10 @@ def download_and_extract(root: Path, url: str = URL, md5: str = MD5, quiet: bool
         _download(url, archive, quiet)
         got = _md5(archive)
         if got != md5:
-            raise DataError(f"downloaded archive from {url} is corrupted (md5 {got}, expected {md5}); "
-                            "nothing was kept: try again, or pass --data PATH to an existing copy")
+            raise DataError(
+                f"downloaded archive from {url} is corrupted (md5 {got}, expected {md5}); "
+                "nothing was kept: try again, or pass --data PATH to an existing copy"
+            )
         _safe_extract(archive, Path(tmp) / "x")
         extracted = Path(tmp) / "x" / FOLDER
         if find_in(extracted) is None:
@@ -104,14 +108,23 @@ def _download(url: str, dest: Path, quiet: bool) -> None:
     try:
         resp = urllib.request.urlopen(url, timeout=30)
     except (urllib.error.URLError, OSError) as e:
-        raise DataError(f"cannot download CIFAR-10 from {url} ({getattr(e, 'reason', e)}); offline? "
-                        "pass --data PATH or set CIFAR10_DIR to an existing cifar-10-batches-py folder") from None
+        raise DataError(
+            f"cannot download CIFAR-10 from {url} ({getattr(e, 'reason', e)}); offline? "
+            "pass --data PATH or set CIFAR10_DIR to an existing cifar-10-batches-py folder"
+        ) from None
     total = int(resp.headers.get("Content-Length") or 0) or None
     got = 0
-    with resp, open(dest, "wb") as f, Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        disable=quiet or not sys.stderr.isatty(),
-    ) as bar:
+    with (
+        resp,
+        open(dest, "wb") as f,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            disable=quiet or not sys.stderr.isatty(),
+        ) as bar,
+    ):
         task = bar.add_task("downloading CIFAR-10", total=total)
         try:
             while chunk := resp.read(1 << 20):
@@ -125,8 +138,10 @@ def _download(url: str, dest: Path, quiet: bool) -> None:
 
 
 def _cut_short(url: str, what: str) -> DataError:
-    return DataError(f"download of {url} was cut short ({what}); nothing was kept: try again, "
-                     "or pass --data PATH to an existing copy")
+    return DataError(
+        f"download of {url} was cut short ({what}); nothing was kept: try again, "
+        "or pass --data PATH to an existing copy"
+    )
 
 
 def _md5(path: Path) -> str:
@@ -171,6 +186,7 @@ def load_cifar10(path: Path) -> Cifar10:
     if path.is_file():
         read = _reader_from_archive(path)
     else:
+
         def read(name):
             file = path / name
             if not file.exists():
@@ -207,9 +223,15 @@ def _reader_from_archive(archive: Path):
 class _SafeUnpickler(pickle.Unpickler):
     """The batches are pickles: allow only what numpy arrays need, so a crafted file cannot run code."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -260,8 +282,10 @@ def split_train_val(y: torch.Tensor, val_size: int, seed: int = 0) -> tuple[torc
     take = quota.floor().long()
     rest = val_size - int(take.sum())
     take[torch.argsort(quota - take, descending=True)[:rest]] += 1
-    val = [torch.nonzero(y == c).flatten()[torch.randperm(int(counts[i]), generator=g)[: take[i]]]
-           for i, c in enumerate(classes)]
+    val = [
+        torch.nonzero(y == c).flatten()[torch.randperm(int(counts[i]), generator=g)[: take[i]]]
+        for i, c in enumerate(classes)
+    ]
     val_idx = torch.sort(torch.cat(val)).values
     mask = torch.ones(n, dtype=torch.bool)
     mask[val_idx] = False

@@ -33,7 +33,7 @@ def gaussian_blur(x, s, generator=None):
     sigma = (0.4, 0.6, 0.7, 0.8, 1.0)[s - 1]
     r = max(1, math.ceil(3 * sigma))
     t = torch.arange(-r, r + 1, dtype=torch.float32, device=x.device)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
     c = x.shape[1]
     y = F.pad(_f(x), (r, r, r, r), mode="reflect")
@@ -62,13 +62,113 @@ def pixelate(x, s, generator=None):
 
 
 # Standard JPEG quantization tables (ITU T.81, Annex K).
-_QY = torch.tensor([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=torch.float32).view(8, 8)
-_QC = torch.tensor([
-    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
-    47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32, dtype=torch.float32).view(8, 8)
+_QY = torch.tensor(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=torch.float32,
+).view(8, 8)
+_QC = torch.tensor(
+    [
+        17,
+        18,
+        24,
+        47,
+        99,
+        99,
+        99,
+        99,
+        18,
+        21,
+        26,
+        66,
+        99,
+        99,
+        99,
+        99,
+        24,
+        26,
+        56,
+        99,
+        99,
+        99,
+        99,
+        99,
+        47,
+        66,
+        99,
+        99,
+        99,
+        99,
+        99,
+        99,
+    ]
+    + [99] * 32,
+    dtype=torch.float32,
+).view(8, 8)
 
 
 def _dct_matrix(n=8, device=None):
@@ -87,9 +187,17 @@ def jpeg_compress(x, s, generator=None):
     q = ((q * scale + 50) / 100).floor().clamp(1, 255).view(1, 3, 1, 1, 8, 8)
     y = x.float()
     r, g, b = y.unbind(1)
-    ycc = torch.stack([0.299 * r + 0.587 * g + 0.114 * b,
-                       128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
-                       128 + 0.5 * r - 0.418688 * g - 0.081312 * b], 1) - 128
+    ycc = (
+        torch.stack(
+            [
+                0.299 * r + 0.587 * g + 0.114 * b,
+                128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
+                128 + 0.5 * r - 0.418688 * g - 0.081312 * b,
+            ],
+            1,
+        )
+        - 128
+    )
     bsz, c, h, w = ycc.shape
     ph, pw = -h % 8, -w % 8
     ycc = F.pad(ycc, (0, pw, 0, ph), mode="replicate")
@@ -104,8 +212,14 @@ def jpeg_compress(x, s, generator=None):
     return rgb.round().clamp(0, 255).to(torch.uint8)
 
 
-CORRUPTIONS = {"gaussian_noise": gaussian_noise, "gaussian_blur": gaussian_blur, "contrast": contrast,
-               "brightness": brightness, "jpeg": jpeg_compress, "pixelate": pixelate}
+CORRUPTIONS = {
+    "gaussian_noise": gaussian_noise,
+    "gaussian_blur": gaussian_blur,
+    "contrast": contrast,
+    "brightness": brightness,
+    "jpeg": jpeg_compress,
+    "pixelate": pixelate,
+}
 
 
 def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0) -> torch.Tensor:

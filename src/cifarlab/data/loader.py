@@ -16,9 +16,19 @@ class Loader:
     from generators seeded by those numbers, so a run stopped mid-epoch resumes bit for bit.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
-                 shuffle: bool = False, drop_last: bool = False, augment=None, seed: int = 0,
-                 channels_last: bool = True, shard: tuple[int, int] = (0, 1)):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        augment=None,
+        seed: int = 0,
+        channels_last: bool = True,
+        shard: tuple[int, int] = (0, 1),
+    ):
         self.device = torch.device(device)
         self.x = x.to(self.device)
         self.y = y.to(self.device)
@@ -50,7 +60,7 @@ class Loader:
             idx = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(self.seed, epoch)))
         if self.world > 1:  # equal-sized, disjoint shards of the same permutation
             m = self._shard_size()
-            idx = idx[self.rank: m * self.world: self.world]
+            idx = idx[self.rank : m * self.world : self.world]
         return idx.to(self.device)
 
     def epoch(self, epoch: int = 0, start: int = 0):
@@ -59,7 +69,7 @@ class Loader:
         n = len(order)
         size = train_size(self.augment, epoch, self.x.shape[-1]) if self.augment is not None else None
         for i in range(start, len(self)):
-            idx = order[i * self.batch_size: min(n, (i + 1) * self.batch_size)]
+            idx = order[i * self.batch_size : min(n, (i + 1) * self.batch_size)]
             x = self.x[idx]
             if self.augment is not None:
                 g = torch.Generator().manual_seed(_mix(self.seed, epoch, i + 1))
@@ -79,5 +89,3 @@ def _mix(*numbers: int) -> int:
         h = ((h ^ (n + 0x632BE59BD9B4E019)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
         h ^= h >> 31
     return h & 0x7FFFFFFFFFFFFFFF
-
-

@@ -23,6 +23,7 @@ def register(table: dict, name: str):
     def deco(cls):
         table[name] = cls
         return cls
+
     return deco
 
 
@@ -126,8 +127,19 @@ class ConvBlock(nn.Module):
     max-pool commutes with a monotone activation, so the function is nearly the same and cheaper.
     """
 
-    def __init__(self, cin, cout, pool=None, kernel=3, bn=False, act="relu", attention=None, dropout=0.0,
-                 identity_init=False, resolution=None):
+    def __init__(
+        self,
+        cin,
+        cout,
+        pool=None,
+        kernel=3,
+        bn=False,
+        act="relu",
+        attention=None,
+        dropout=0.0,
+        identity_init=False,
+        resolution=None,
+    ):
         super().__init__()
         self.conv = conv(cin, cout, kernel, bias=not bn, identity_init=identity_init)
         self.pool = pool_layer(pool)
@@ -144,8 +156,19 @@ class ConvBlock(nn.Module):
 class ResidualBlock(nn.Module):
     """Basic residual block: [pool] -> conv-bn-act-conv-bn -> [attention] -> + shortcut -> act."""
 
-    def __init__(self, cin, cout, pool=None, kernel=3, bn=False, act="relu", attention=None, dropout=0.0,
-                 identity_init=False, resolution=None):
+    def __init__(
+        self,
+        cin,
+        cout,
+        pool=None,
+        kernel=3,
+        bn=False,
+        act="relu",
+        attention=None,
+        dropout=0.0,
+        identity_init=False,
+        resolution=None,
+    ):
         super().__init__()
         self.pool = pool_layer(pool)
         self.conv1, self.norm1, self.act1 = conv(cin, cout, kernel, bias=not bn), norm(cout, bn), activation(act)
@@ -171,12 +194,26 @@ class SelfAttentionBlock(nn.Module):
     A learned positional embedding of the map's resolution tells the heads where each pixel is.
     """
 
-    def __init__(self, cin, cout, pool=None, heads=4, resolution=None, bn=False, act="relu", attention=None,
-                 dropout=0.0, identity_init=False, kernel=3):
+    def __init__(
+        self,
+        cin,
+        cout,
+        pool=None,
+        heads=4,
+        resolution=None,
+        bn=False,
+        act="relu",
+        attention=None,
+        dropout=0.0,
+        identity_init=False,
+        kernel=3,
+    ):
         super().__init__()
         if cin != cout:
-            raise ConfigError(f"self_attention keeps the width: it gets {cin} channels, so set channels to {cin} "
-                              f"(not {cout}), or change the width in a conv or residual stage before it")
+            raise ConfigError(
+                f"self_attention keeps the width: it gets {cin} channels, so set channels to {cin} "
+                f"(not {cout}), or change the width in a conv or residual stage before it"
+            )
         if cout % heads:
             raise ConfigError(f"self_attention: {cout} channels do not split into {heads} heads")
         self.pool = pool_layer(pool)

@@ -82,17 +82,21 @@ def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
     _check_keys(spec, STEM_KEYS, "model.stem")
     _check_values(spec, "model.stem")
     kind = spec.get("type", "conv")
+    if "bias_epochs" in spec and kind != "whiten":
+        raise ConfigError("model.stem.bias_epochs is for a whiten stem (type: whiten): remove it")
     if kind == "none":
         return nn.Identity(), 3, 0
     if kind == "whiten":
         k = spec.get("kernel", 2)
-        stem = WhiteningStem(spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"), spec.get("bias_epochs", 0))
+        stem = WhiteningStem(
+            spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"), spec.get("bias_epochs", 0)
+        )
         return stem, stem.conv.out_channels, k - 1
-    if "bias_epochs" in spec:
-        raise ConfigError("model.stem.bias_epochs is for a whiten stem (type: whiten): remove it")
     if kind == "conv":
         c, k, bn = spec.get("channels", 32), spec.get("kernel", 3), spec.get("bn", False)
-        stem = nn.Sequential(nn.Conv2d(3, c, k, padding=k // 2, bias=not bn), norm(c, bn), activation(spec.get("act", "relu")))
+        stem = nn.Sequential(
+            nn.Conv2d(3, c, k, padding=k // 2, bias=not bn), norm(c, bn), activation(spec.get("act", "relu"))
+        )
         return stem, c, 0
     raise ConfigError(f"unknown model.stem.type '{kind}': choose conv, whiten or none")
 
@@ -128,8 +132,10 @@ def build_model(spec: dict, num_classes: int = 10) -> Net:
         for j in range(depth):
             p = pool if j == 0 else None
             if p not in (None, "none", False) and resolution < 2:
-                raise ConfigError(f"{where}: the feature map is already {resolution}x{resolution}, too small to pool "
-                                  "again: remove a stage or its pool")
+                raise ConfigError(
+                    f"{where}: the feature map is already {resolution}x{resolution}, too small to pool "
+                    "again: remove a stage or its pool"
+                )
             layers.append(_built(where, cls, c, cout, pool=p, resolution=resolution, **stage))
             c = cout
             if p not in (None, "none", False):
@@ -165,8 +171,10 @@ VALUE_CHECKS = {
     "bias": (lambda v: isinstance(v, bool), "true or false"),
     "bias_epochs": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (epochs; 0 = the bias always trains)"),
     "identity_init": (lambda v: isinstance(v, bool), "true or false"),
-    "bn": (lambda v: isinstance(v, bool) or _good_bn(v),
-           "true, false or a mapping of momentum (0-1), eps (> 0), freeze_scale (true/false)"),
+    "bn": (
+        lambda v: isinstance(v, bool) or _good_bn(v),
+        "true, false or a mapping of momentum (0-1), eps (> 0), freeze_scale (true/false)",
+    ),
 }
 
 

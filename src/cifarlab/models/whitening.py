@@ -22,8 +22,10 @@ class WhiteningStem(nn.Module):
         super().__init__()
         if channels != 2 * 3 * kernel * kernel:
             # one filter per eigenvector of the 3*k*k patch covariance, and its negative
-            raise ConfigError(f"model.stem: a whiten stem with kernel {kernel} has 2 x 3 x {kernel}² = "
-                              f"{2 * 3 * kernel * kernel} channels, not {channels}: set channels to that")
+            raise ConfigError(
+                f"model.stem: a whiten stem with kernel {kernel} has 2 x 3 x {kernel}² = "
+                f"{2 * 3 * kernel * kernel} channels, not {channels}: set channels to that"
+            )
         self.conv = nn.Conv2d(3, channels, kernel, padding=0, bias=True)
         self.conv.weight.requires_grad_(False)
         self.act = activation(act)
