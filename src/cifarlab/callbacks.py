@@ -142,15 +142,16 @@ class TerminalView:
     def on_train_end(self, ev: TrainEnd):
         self._stop()
         s = ev.summary
+        took = f"wall {s.wall_time_s:.1f}s (train {s.train_time_s:.1f}s, {s.train_img_per_s:.0f} img/s)"
+        if s.test_acc is None:  # a search trial: the test set stays unseen
+            self.console.print(f"best val {_fmt(s.best_val_acc, True)}; {took}", highlight=False, soft_wrap=True)
+            return
         tta = f" (TTA {s.tta})" if s.tta != "none" else ""
         self.console.print(
-            f"[bold green]test accuracy {100 * s.test_acc:.2f}%{tta}[/], loss {s.test_loss:.4f}; "
-            f"best val {_fmt(s.best_val_acc, True)}; wall {s.wall_time_s:.1f}s "
-            f"(train {s.train_time_s:.1f}s, {s.train_img_per_s:.0f} img/s); "
-            f"summary: {ev.run_dir / 'summary.json'}",
-            highlight=False,
-            soft_wrap=True,
-        )
+            f"[bold green]test accuracy {100 * s.test_acc:.2f}%{tta}[/], loss {s.test_loss:.4f}; best val "
+            f"{_fmt(s.best_val_acc, True)}; {took}; summary: {ev.run_dir / 'summary.json'}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
     def _stop(self):
         if self.live:
@@ -221,12 +222,13 @@ class TensorBoardLogger:
         }
         hparams["model"] = str(ev.config["model"])[:500]
         s = ev.summary
-        metrics = {
-            "hparam/test_acc": s.test_acc,
-            "hparam/test_loss": s.test_loss,
-            "hparam/best_val_acc": s.best_val_acc or 0.0,
-        }
+        metrics = {"hparam/best_val_acc": s.best_val_acc or 0.0}
+        if ev.test_logits is not None:
+            metrics.update({"hparam/test_acc": s.test_acc, "hparam/test_loss": s.test_loss})
         self.writer.add_hparams(hparams, metrics, run_name=".")
+        if ev.test_logits is None:
+            self.writer.close()
+            return
         n = len(ev.sample_images)
         pred = ev.test_logits[:n].argmax(-1).tolist()
         self.writer.add_figure(

@@ -17,8 +17,9 @@ from .commands.info import info
 from .commands.predict import predict
 from .commands.report import compare, report, writable_dir
 from .commands.train import INTERRUPTED, train_command
+from .commands.tune import PRUNERS, open_study, show, tune
 from .config import choices, list_presets
-from .errors import UserError
+from .errors import ConfigError, UserError
 from .rundir import read_ablation
 
 
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cifarlab", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"cifarlab {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_bench, _add_reports, _add_ablate, _add_ship, _add_tools):
+    for add in (_add_train, _add_evaluate, _add_bench, _add_reports, _add_ablate, _add_tune, _add_ship, _add_tools):
         add(sub)
     return p
 
@@ -87,10 +88,21 @@ def _add_reports(sub) -> None:
     c.add_argument("--out", default="report", help="folder for report.html and report.md (default: report)")
     c.add_argument("--data", metavar="PATH")
     c.add_argument("--ablation", metavar="JSON", help="ablation.json from `cifarlab ablate`, shown as a section")
+    _study_options(c)
     rep = sub.add_parser("report", help="compare every finished run under a folder (default: runs)")
     rep.add_argument("runs_dir", nargs="?", default="runs")
     rep.add_argument("--out", default="report")
     rep.add_argument("--data", metavar="PATH")
+    _study_options(rep)
+
+
+def _study_options(sp) -> None:
+    sp.add_argument("--study", help="add the section of a `cifarlab tune` study (leaderboard, history, importances)")
+    sp.add_argument("--storage", help="the study's storage (default: runs/tune/STUDY.db)")
+
+
+def _study(args):
+    return open_study(args.study, args.storage, Path("runs/tune"), create=False) if args.study else None
 
 
 def _add_ablate(sub) -> None:
@@ -101,6 +113,23 @@ def _add_ablate(sub) -> None:
     a.add_argument("--only", action="append", help="run only these variants (repeatable)")
     a.add_argument("--out", default="runs/ablation")
     _data_options(a)
+
+
+def _add_tune(sub) -> None:
+    t = sub.add_parser("tune", help="search a config (architecture included) with Optuna, pruned and resumable")
+    t.add_argument("preset", nargs="?", default=None, help="preset name or YAML path (default: advanced)")
+    t.add_argument("--space", metavar="SPACE.yaml", help="the search space: dotted keys -> ranges")
+    t.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
+    t.add_argument("--study", help="study name (default: PRESET-tune)")
+    t.add_argument("--storage", help="an Optuna storage URL or FILE.journal (default: OUT/STUDY.db, SQLite)")
+    t.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
+    t.add_argument("--pruner", choices=PRUNERS, default="median", help="stop bad trials early (default median)")
+    t.add_argument("--show", metavar="STUDY", help="print the leaderboard of a study and exit")
+    _set_option(t, "applied to every trial, e.g. --set data.train_subset=10000")
+    _data_options(t)
+    t.add_argument("--out", default="runs/tune", help="folder of the study file and trial runs (default: runs/tune)")
+    t.add_argument("--epochs", type=float, help="epochs per trial")
+    t.add_argument("--seed", type=int)
 
 
 def _add_ship(sub) -> None:
@@ -197,13 +226,14 @@ def cmd_results(args) -> int:
 
 def cmd_compare(args) -> int:
     ablation = read_ablation(Path(args.ablation)) if args.ablation else None
-    html_path, md_path = compare([Path(r) for r in args.runs], writable_dir(args.out), args.data, ablation=ablation)
+    study = _study(args)
+    html_path, md_path = compare([Path(r) for r in args.runs], writable_dir(args.out), args.data, ablation, study)
     print(f"wrote {html_path} and {md_path}")
     return 0
 
 
 def cmd_report(args) -> int:
-    html_path, md_path, n = report(Path(args.runs_dir), Path(args.out), args.data)
+    html_path, md_path, n = report(Path(args.runs_dir), Path(args.out), args.data, _study(args))
     print(f"wrote {html_path} and {md_path} ({n} runs)")
     return 0
 
@@ -241,6 +271,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    if args.show:
+        show(args.show, args.storage, args.out)
+        return 0
+    if not args.space:
+        raise ConfigError("tune needs --space SPACE.yaml (or --show STUDY): see `cifarlab tune --help`")
+    tune(args.preset, args.space, args.trials, args.study, args.storage, args.timeout, args.overrides, args.data,
+         args.out, args.epochs, args.seed, args.device, args.pruner)  # fmt: skip
+    return 0
+
+
 def cmd_board(args) -> int:
     return board(args.runs_dir, args.port)
 
@@ -256,6 +297,7 @@ COMMANDS = {
     "report": cmd_report,
     "ablate": cmd_ablate,
     "predict": cmd_predict,
+    "tune": cmd_tune,
     "export": cmd_export,
     "board": cmd_board,
 }

@@ -58,8 +58,8 @@ class TrainEnd:
     run_dir: Path
     summary: Summary
     config: dict
-    test_logits: torch.Tensor  # the best checkpoint's, on the whole test set (with the run's TTA)
-    test_labels: torch.Tensor
+    test_logits: torch.Tensor | None  # the best checkpoint's on the test set (run's TTA); None: not evaluated
+    test_labels: torch.Tensor | None
     sample_images: torch.Tensor  # the first test images, normalized, for figures
     classes: tuple[str, ...]
 

@@ -12,7 +12,7 @@ import torch
 from .data import MEAN, STD
 
 
-def _plt():
+def pyplot():
     import matplotlib  # noqa: PLC0415 (on first use: importing it slows every CLI start)
 
     matplotlib.use("Agg", force=False)
@@ -24,7 +24,7 @@ def _plt():
 def fig_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -37,7 +37,7 @@ def _show(img_norm: torch.Tensor):
 
 # ------------------------------------------------------------------------------------- figures
 def confusion_figure(cm, classes, normalize=True, title="confusion matrix"):
-    plt = _plt()
+    plt = pyplot()
     cm = torch.tensor(cm, dtype=torch.float64)
     shown = cm / cm.sum(1, keepdim=True).clamp(min=1) if normalize else cm
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
@@ -62,7 +62,7 @@ def confusion_figure(cm, classes, normalize=True, title="confusion matrix"):
 
 
 def image_grid_figure(images, titles, maps=None, cols=8, colors=None):
-    plt = _plt()
+    plt = pyplot()
     n = len(images)
     rows = max(1, -(-n // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.8), squeeze=False)
@@ -79,7 +79,7 @@ def image_grid_figure(images, titles, maps=None, cols=8, colors=None):
 
 
 def reliability_figure(cal_list: list[tuple[str, dict]]):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     for name, cal in cal_list:
@@ -92,7 +92,7 @@ def reliability_figure(cal_list: list[tuple[str, dict]]):
 
 
 def robustness_figure(rob_list: list[tuple[str, dict]]):
-    plt = _plt()
+    plt = pyplot()
     names = list(rob_list[0][1]["per_corruption"])
     fig, axes = plt.subplots(1, len(names), figsize=(2.4 * len(names), 2.8), sharey=True, squeeze=False)
     for ax, cname in zip(axes[0], names):
@@ -108,7 +108,7 @@ def robustness_figure(rob_list: list[tuple[str, dict]]):
 
 def curves_figure(history: list[dict], title: str = ""):
     """Loss, accuracy and lr per epoch, from metrics.jsonl records (dicts)."""
-    plt = _plt()
+    plt = pyplot()
     ep = [r["epoch"] for r in history]
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
     ax[0].plot(ep, [r["train_loss"] for r in history], "o-", label="train")
@@ -140,7 +140,7 @@ def curves_png(history: list[dict], title: str = "") -> bytes:
     fig = curves_figure(history, title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    _plt().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -152,7 +152,7 @@ def prediction_grid_figure(images, pred: list[int], y: list[int], classes):
 
 def learning_curves_figure(named: list[tuple[str, list[dict]]]):
     """Training loss and validation accuracy of several runs, (name, metrics records) each."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
     for name, records in named:
         ep = [m["epoch"] for m in records]
@@ -168,7 +168,7 @@ def learning_curves_figure(named: list[tuple[str, list[dict]]]):
 
 def per_class_figure(named: list[tuple[str, dict]], classes):
     """Grouped bars of per-class accuracy, (name, {class: accuracy}) each."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 3.6))
     width = 0.8 / len(named)
     for k, (n, per_class) in enumerate(named):

@@ -79,8 +79,8 @@ def read_metrics(run_dir: Path) -> list[EpochRecord]:
 @dataclass
 class Summary:
     preset: str
-    test_acc: float
-    test_loss: float
+    test_acc: float | None  # None for a search trial: it is chosen on validation accuracy, never the test set
+    test_loss: float | None
     tta: str
     best_val_acc: float | None
     best_epoch: int | None
@@ -107,6 +107,7 @@ class Summary:
     data: str | None = None  # where the data was, so that resume/evaluate need no --data
     finished: str | None = None
     run_dir: str | None = None  # set in bench results only
+    status: str = "completed"  # or "pruned": a search trial stopped early by its pruner
 
 
 def summary_from_dict(d: dict, path: Path | str = "summary") -> Summary:

@@ -171,15 +171,9 @@ def resume_run(
     return trainer
 
 
-def train(
-    cfg: Config, out="runs", data_path=None, callbacks=(), resume: str | None = None, dist=None
-) -> tuple[Path, Summary | None]:
+def train(cfg: Config, out="runs", data_path=None, callbacks=(), dist=None) -> tuple[Path, Summary | None]:
     """Train a config end to end; returns (run directory, summary, or None when interrupted)."""
-    trainer = (
-        resume_run(Path(resume), data_path, callbacks, dist=dist)
-        if resume
-        else build_run(cfg, out, data_path, callbacks, dist=dist)
-    )
+    trainer = build_run(cfg, out, data_path, callbacks, dist=dist)
     trainer.fit()
     return trainer.dir, None if trainer.stop_requested else trainer.finish()
 
@@ -263,9 +257,12 @@ class Trainer:
             self._emit("on_train_start", start_event(self))
             while not self.done:
                 self._train_epoch()
-                if self.stop_requested:
+                if self.stop_requested:  # mid-epoch: _train_epoch saved last.pt and said so
                     return
                 self._end_epoch()
+                if self.stop_requested:  # at the epoch's end (a signal during evaluation, a pruned trial)
+                    self._emit("on_interrupt", Interrupt(self.stop_requested, self.state.step, self.dir, self.history))
+                    return
 
     @property
     def history(self) -> list[EpochRecord]:
@@ -383,18 +380,21 @@ class Trainer:
             write_metrics(self.dir, self.history)
         self._emit("on_epoch_end", EpochEnd(rec, self.history, self.request_stop))
 
-    def finish(self) -> Summary:
-        """Evaluate the best checkpoint (by validation accuracy) on the test set; write summary.json."""
+    def finish(self, test: bool = True, status: str = "completed") -> Summary:
+        """Evaluate the best checkpoint (by validation accuracy) on the test set; write summary.json. Without
+        `test` (a search trial, chosen on validation accuracy) the test set is not looked at."""
         if self.dist is not None:
             self.dist.barrier()
         best = self.dir / ("best.pt" if (self.dir / "best.pt").exists() else "last.pt")
         ckpt = ckpt_io.load(best, map_location=self.device)
         ckpt_io.load_weights(self.eval_model(), ckpt["ema"] if self.ema is not None else ckpt["model"], str(best))
         t = time.time()
-        test_loss, test_acc, logits, y = self.evaluate(self.test_loader, self.cfg.eval.tta)
+        test_loss, test_acc, logits, y = (self.evaluate(self.test_loader, self.cfg.eval.tta) if test
+                                          else (None, None, None, None))  # fmt: skip
         self.state.wall_time += time.time() - self.t0
         self.t0 = time.time()
-        summary = make_summary(self, test_loss, test_acc, round(time.time() - t, 2))
+        summary = make_summary(self, test_loss, test_acc, round(time.time() - t, 2) if test else None)
+        summary.status = status
         if self.is_main:
             write_summary(self.dir, summary)
         sample = self.test_loader.normalize(self.test_loader.x[:16])
@@ -500,7 +500,7 @@ def _best_epoch(history: list[dict], has_val: bool) -> int | None:
     return max(history, key=lambda r: r["val_acc"])["epoch"] if has_val else history[-1]["epoch"]
 
 
-def make_summary(t: Trainer, test_loss: float, test_acc: float, test_eval_time: float) -> Summary:
+def make_summary(t: Trainer, test_loss, test_acc, test_eval_time) -> Summary:
     s, hist = t.state, t.state.history
     return Summary(
         preset=t.cfg.name,

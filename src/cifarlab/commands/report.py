@@ -17,8 +17,9 @@ from ..errors import UserError
 from ..io import atomic_write_text
 from ..metrics import accuracy_cell, mcnemar, mean_std, p_value_cell
 from ..plots import fig_png, learning_curves_figure, per_class_figure, reliability_figure, robustness_figure
-from ..rundir import AblationRow, RunFiles, read_ablation, read_run, recorded_source
+from ..rundir import AblationRow, RunFiles, read_ablation, read_run, read_summary, recorded_source
 from .evaluate import evaluate_run
+from .tune import leaderboard, study_figures
 
 
 def compare(
@@ -27,17 +28,37 @@ def compare(
     data_path: str | None = None,
     evaluate_missing: bool = True,
     ablation: list[AblationRow] | None = None,
-) -> tuple[Path, Path]:
-    """Write report.html (figures embedded) and report.md comparing the runs."""
-    if not run_dirs:
+    study=None,
+) -> tuple[Path, Path]:  # study: an optuna.Study, from commands.tune.open_study
+    """Write report.html (figures embedded) and report.md comparing the runs (and an Optuna study's trials)."""
+    if not run_dirs and study is None:
         raise UserError("no runs to compare: give run directories (runs/<time>-<preset>)")
     runs = [read_run(d) for d in run_dirs]
+    trials = [r.dir for r in runs if r.summary.test_acc is None]
+    if trials:
+        raise UserError(f"{trials[0]} is a search trial (no test evaluation): train its config, or the study's "
+                        "best.yaml, for a test accuracy")  # fmt: skip
     for r in runs:
         if r.evaluation is None and evaluate_missing:
             r.evaluation = evaluate_run(str(r.dir), data_path=data_path)
-    names = _unique_names(runs)
     sections: list[tuple[str, str, list[bytes]]] = []  # (title, html body, figures)
     md = ["# cifarlab comparison report", ""]
+    if runs:
+        _run_sections(runs, data_path, sections, md)
+    if ablation:
+        _ablation_section(ablation, sections, md)
+    if study is not None:
+        _study_section(study, sections, md)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    html_path, md_path = out / "report.html", out / "report.md"
+    atomic_write_text(html_path, _html_page(sections))
+    atomic_write_text(md_path, "\n".join(md))
+    return html_path, md_path
+
+
+def _run_sections(runs: list[RunFiles], data_path, sections: list, md: list) -> None:
+    names = _unique_names(runs)
     header, rows = _runs_table(runs)
     sections.append(("Runs", _html_table(header, rows), []))
     md += ["## Runs", "", _md_table(header, rows), ""]
@@ -46,17 +67,24 @@ def compare(
     evals = [(n, r.evaluation) for n, r in zip(names, runs) if r.evaluation]
     if evals:
         n_test = len(evals[0][1].test_pred)
-        _evaluation_sections(
-            evals, lambda: _test_labels(data_path or recorded_source(runs[0].dir), n_test), sections, md
-        )
-    if ablation:
-        _ablation_section(ablation, sections, md)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    html_path, md_path = out / "report.html", out / "report.md"
-    atomic_write_text(html_path, _html_page(sections))
-    atomic_write_text(md_path, "\n".join(md))
-    return html_path, md_path
+        labels = lambda: _test_labels(data_path or recorded_source(runs[0].dir), n_test)  # noqa: E731
+        _evaluation_sections(evals, labels, sections, md)
+
+
+def _study_section(study, sections: list, md: list) -> None:
+    """The search: its leaderboard, optimization history, parameter importances, parallel coordinates."""
+    header = ["trial", "state", "val acc", "params"]
+    rows = leaderboard(study)
+    figs = [fig_png(f) for f in study_figures(study)]
+    best = ""
+    try:
+        bt = study.best_trial
+        cmd = html.escape(f"cifarlab train {study.study_name}.best.yaml")
+        best = f"<p>best: trial {bt.number}, val {100 * bt.value:.2f}%; its config repeats with <code>{cmd}</code></p>"
+    except ValueError:  # no completed trial yet
+        pass
+    sections.append((f"Study {study.study_name}", best + _html_table(header, rows), figs))
+    md += [f"## Study {study.study_name}", "", _md_table(header, rows), ""]
 
 
 def _runs_table(runs: list[RunFiles]) -> tuple[list[str], list[list[str]]]:
@@ -145,15 +173,16 @@ def _ablation_section(ablation: list[AblationRow], sections: list, md: list) -> 
     md += ["## Ablation (one technique removed at a time)", "", _md_table(header, rows), ""]
 
 
-def report(runs_dir: Path, out: Path, data_path: str | None = None) -> tuple[Path, Path, int]:
-    """compare() over every finished run under a folder, with its ablation/ablation.json if there is one."""
+def report(runs_dir: Path, out: Path, data_path: str | None = None, study=None) -> tuple[Path, Path, int]:
+    """compare() over every finished run under a folder (search trials left out: they have no test accuracy),
+    with its ablation/ablation.json if there is one."""
     root = Path(runs_dir)
-    runs = sorted(p.parent for p in root.glob("**/summary.json"))
-    if not runs:
+    runs = sorted(p.parent for p in root.glob("**/summary.json") if read_summary(p.parent).test_acc is not None)
+    if not runs and study is None:
         raise UserError(f"no finished runs (summary.json) under {root}")
     ablation_file = root / "ablation" / "ablation.json"
     ablation = read_ablation(ablation_file) if ablation_file.exists() else None
-    return (*compare(runs, writable_dir(out), data_path, ablation=ablation), len(runs))
+    return (*compare(runs, writable_dir(out), data_path, ablation=ablation, study=study), len(runs))
 
 
 def writable_dir(path: str | Path) -> Path:
