@@ -53,8 +53,10 @@ def test_six_trials_and_the_bad_lr_is_pruned(space, tiny_data, tmp_path, capsys)
     assert summary["status"] == "pruned" and summary["test_acc"] is None  # the test set is never looked at
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) < 3
     good = [t for t in trials if t.state.name == "COMPLETE"]
-    assert good and all(t.value == json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())[
-        "best_val_acc"] for t in good)  # the objective is the run's best validation accuracy
+    assert good and all(
+        t.value == json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())["best_val_acc"]
+        for t in good
+    )  # the objective is the run's best validation accuracy
     out_text = capsys.readouterr().out
     assert "trial   2" in out_text and "pruned" in out_text and "best so far: trial" in out_text
     best = out / "s.best.yaml"
@@ -110,16 +112,19 @@ def test_two_processes_share_one_journal_study(space, tiny_data, tmp_path):
     assert len(dirs) == len(trials)
 
 
-@pytest.mark.parametrize("text,msg", [
-    ("optim.lrr: {log_uniform: [0.001, 0.1]}", "unknown config key 'optim.lrr': did you mean optim.lr"),
-    ("optim.lr: {choice: [fast, slow]}", "bad value for 'optim.lr'"),
-    ("optim.name: {choice: []}", "choice needs a non-empty list"),
-    ("optim.lr: {uniform: [0.1, 0.01]}", "low 0.1 is above high 0.01"),
-    ("optim.lr: {log_uniform: [0, 0.1]}", "log_uniform needs low > 0"),
-    ("model.stages.1.channels: {int: [16.5, 64]}", "int needs [low, high] as integers"),
-    ("model.stages.9.channels: {choice: [16]}", "not an index"),
-    ("optim.lr: 0.1", "give a range as a mapping"),
-])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("optim.lrr: {log_uniform: [0.001, 0.1]}", "unknown config key 'optim.lrr': did you mean optim.lr"),
+        ("optim.lr: {choice: [fast, slow]}", "bad value for 'optim.lr'"),
+        ("optim.name: {choice: []}", "choice needs a non-empty list"),
+        ("optim.lr: {uniform: [0.1, 0.01]}", "low 0.1 is above high 0.01"),
+        ("optim.lr: {log_uniform: [0, 0.1]}", "log_uniform needs low > 0"),
+        ("model.stages.1.channels: {int: [16.5, 64]}", "int needs [low, high] as integers"),
+        ("model.stages.9.channels: {choice: [16]}", "not an index"),
+        ("optim.lr: 0.1", "give a range as a mapping"),
+    ],
+)
 def test_a_bad_space_is_one_line_before_any_training(text, msg, tmp_path, tiny_data, capsys):
     out = tmp_path / "tune"
     study = open_study("keep", None, out)

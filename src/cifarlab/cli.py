@@ -227,7 +227,9 @@ def cmd_results(args) -> int:
 def cmd_compare(args) -> int:
     ablation = read_ablation(Path(args.ablation)) if args.ablation else None
     study = _study(args)
-    html_path, md_path = compare([Path(r) for r in args.runs], writable_dir(args.out), args.data, ablation, study)
+    html_path, md_path = compare(
+        [Path(r) for r in args.runs], writable_dir(args.out), args.data, ablation=ablation, study=study
+    )
     print(f"wrote {html_path} and {md_path}")
     return 0
 
