@@ -81,3 +81,30 @@ def two_runs(tiny_data, tmp_path_factory):
         run_dir, _ = train(cfg, out, callbacks=[CurvesPlot(), TensorBoardLogger()])
         dirs.append(run_dir)
     return dirs
+
+
+def bench_summary(seed, acc, wall, reached=None) -> dict:
+    """A summary.json of the advanced preset, as a bench test needs one."""
+    return {
+        "preset": "advanced",
+        "seed": seed,
+        "test_acc": acc,
+        "wall_time_s": wall,
+        "train_img_per_s": 500.0,
+        "time_to_val_acc": {"90": reached, "93": None, "94": None},
+        "epochs": 9,
+        "epochs_trained": 8.5,
+        "tta": "flip_translate",
+        "params": 2_000_000,
+        "flops_per_image": 236_000_000,
+        "device": "cpu (x, 2 threads)",
+        "dtype": "bf16",
+        "torch": "2.13.0",
+        "n_train": 45000,
+        "n_val": 5000,
+        "test_loss": 1.0,
+        "best_val_acc": 0.9,
+        "best_epoch": 9,
+        "steps": 374,
+        "train_time_s": wall - 50,
+    }

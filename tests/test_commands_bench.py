@@ -5,37 +5,11 @@ import pytest
 
 from cifarlab.commands.bench import aggregate, bench, results_table
 from cifarlab.rundir import summary_from_dict
-from conftest import TINY
-
-
-def _summary(seed, acc, wall, reached=None):
-    return {
-        "preset": "advanced",
-        "seed": seed,
-        "test_acc": acc,
-        "wall_time_s": wall,
-        "train_img_per_s": 500.0,
-        "time_to_val_acc": {"90": reached, "93": None, "94": None},
-        "epochs": 9,
-        "epochs_trained": 8.5,
-        "tta": "flip_translate",
-        "params": 2_000_000,
-        "flops_per_image": 236_000_000,
-        "device": "cpu (x, 2 threads)",
-        "dtype": "bf16",
-        "torch": "2.13.0",
-        "n_train": 45000,
-        "n_val": 5000,
-        "test_loss": 1.0,
-        "best_val_acc": 0.9,
-        "best_epoch": 9,
-        "steps": 374,
-        "train_time_s": wall - 50,
-    }
+from conftest import TINY, bench_summary
 
 
 def test_aggregate_mean_std():
-    r = _agg([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7), _summary(2, 0.94, 840, None)])
+    r = _agg([bench_summary(0, 0.93, 800, 8), bench_summary(1, 0.95, 820, 7), bench_summary(2, 0.94, 840, None)])
     assert r["test_acc_mean"] == pytest.approx(0.94) and r["test_acc_std"] == pytest.approx(0.01)
     assert r["wall_time_max_s"] == 840 and r["seeds"] == [0, 1, 2]
     assert r["time_to_val_acc_epochs"]["90"] == [8, 7, None]
@@ -49,7 +23,7 @@ def test_results_table_groups_stages_by_machine(tmp_path):
         ("cuda (GPU)", "baseline"),
         ("cpu (x, 2 threads)", "baseline"),
     ]:
-        r = _agg([dict(_summary(0, 0.9, 10), device=device, preset=preset)])
+        r = _agg([dict(bench_summary(0, 0.9, 10), device=device, preset=preset)])
         paths.append(tmp_path / f"{len(paths)}.bench.json")
         paths[-1].write_text(json.dumps(r))
     rows = results_table(paths).splitlines()[2:]
@@ -69,11 +43,11 @@ def _write(path, r):
 
 def test_results_table_names_overrides_and_split(tmp_path):
     """A variant made with --set says so, shows its split, and follows its preset's row."""
-    full = _agg([dict(_summary(0, 0.94, 900), n_train=50000, n_val=0, epochs_trained=10)])
+    full = _agg([dict(bench_summary(0, 0.94, 900), n_train=50000, n_val=0, epochs_trained=10)])
     full["overrides"] = ["data.val_size=0"]
     piped = dict(full, overrides=["model.name=a|b"], device="other")
     assert "| advanced (model.name=a\\|b) |" in results_table([_write(tmp_path / "p.json", piped)])
-    preset = _agg([_summary(0, 0.935, 800)])
+    preset = _agg([bench_summary(0, 0.935, 800)])
     old = dict(preset, preset="baseline")  # written before the split keys: read from its runs
     del old["train_images"], old["val_images"]
     paths = [_write(tmp_path / f"{name}.bench.json", r) for name, r in [("a", full), ("b", preset), ("c", old)]]

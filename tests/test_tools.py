@@ -11,6 +11,7 @@ import pytest
 from cifarlab import UserError
 from cifarlab.commands.bench import aggregate, results_table
 from cifarlab.rundir import summary_from_dict
+from conftest import bench_summary
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 sys.path.insert(0, str(TOOLS))
@@ -18,31 +19,7 @@ from readme_table import END, START, update_readme  # noqa: E402
 
 
 def _summary(seed, acc, wall, reached=None):
-    return summary_from_dict(
-        {
-            "preset": "advanced",
-            "seed": seed,
-            "test_acc": acc,
-            "test_loss": 1.0,
-            "wall_time_s": wall,
-            "train_img_per_s": 500.0,
-            "time_to_val_acc": {"90": reached, "93": None, "94": None},
-            "epochs": 9,
-            "epochs_trained": 8.5,
-            "tta": "flip_translate",
-            "params": 2_000_000,
-            "flops_per_image": 236_000_000,
-            "device": "cpu (x, 2 threads)",
-            "dtype": "bf16",
-            "torch": "2.13.0",
-            "n_train": 45000,
-            "n_val": 5000,
-            "best_val_acc": 0.9,
-            "best_epoch": 9,
-            "steps": 374,
-            "train_time_s": wall - 50,
-        }
-    )
+    return summary_from_dict(bench_summary(seed, acc, wall, reached))
 
 
 def test_results_table_and_readme(tmp_path):

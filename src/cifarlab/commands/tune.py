@@ -27,7 +27,7 @@ import yaml
 from ..callbacks import CurvesPlot
 from ..config import Config, apply_overrides, resolve, save_yaml
 from ..errors import ConfigError, TrainingError, UserError
-from ..events import EpochEnd
+from ..events import EpochEnd, TrainStart
 from ..plots import pyplot
 from ..train import build_run
 
@@ -181,15 +181,19 @@ def finished(study) -> int:
 
 
 class PruneOnValidation:
-    """Reports each epoch's validation accuracy to the trial; stops the run when the pruner says so."""
+    """Reports each epoch's validation accuracy to the trial; stops the run when the pruner says so. A trial
+    that reached its last epoch has paid for all of them: it completes, whatever the pruner says then."""
 
     def __init__(self, trial):
-        self.trial, self.pruned = trial, False
+        self.trial, self.pruned, self.val, self.last = trial, False, [], 0
+
+    def on_train_start(self, ev: TrainStart):
+        self.last = ev.planned_epochs
 
     def on_epoch_end(self, ev: EpochEnd):
         self.trial.report(ev.record.val_acc, step=ev.record.epoch)
         self.val = [r.val_acc for r in ev.history]
-        if self.trial.should_prune():
+        if ev.record.epoch < self.last and self.trial.should_prune():
             self.pruned = True
             ev.request_stop("pruned")
 
@@ -209,7 +213,7 @@ def run_trial(trial, base: Config, params: list[Param], out: Path, data: str | N
     if trainer.stop_requested not in (None, "pruned"):  # Ctrl-C: the study keeps the trial as failed
         raise KeyboardInterrupt
     summary = trainer.finish(test=False, status="pruned" if watcher.pruned else "completed")
-    _trial_line(trial.number, values, getattr(watcher, "val", []), summary.status)
+    _trial_line(trial.number, values, watcher.val, summary.status)
     if watcher.pruned:
         raise optuna.TrialPruned()
     return summary.best_val_acc
