@@ -77,8 +77,23 @@ def test_six_trials_and_the_bad_lr_is_pruned(space, tiny_data, tmp_path, capsys)
 
 def _tune_cmd(space, tiny_data, out, *extra):
     sets = [a for s in SETS for a in ("--set", s)]
-    return [sys.executable, "-m", "cifarlab", "tune", "baseline", "--space", str(space), "--data", str(tiny_data),
-            "--out", str(out), *sets, "--epochs", "1", *extra]  # fmt: skip  (the processes, not learning, under test)
+    return [
+        sys.executable,
+        "-m",
+        "cifarlab",
+        "tune",
+        "baseline",
+        "--space",
+        str(space),
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(out),
+        *sets,
+        "--epochs",
+        "1",
+        *extra,
+    ]  # fmt: skip  (the processes, not learning, under test)
 
 
 def test_kill_9_mid_trial_then_the_same_command_finishes_the_study(space, tiny_data, tmp_path):
@@ -160,7 +175,7 @@ def _free_port() -> int:
 @pytest.fixture
 def postgres(tmp_path):
     """A PostgreSQL server of the Debian package on 127.0.0.1, in a temporary folder, stopped afterwards."""
-    pytest.importorskip("psycopg", reason="no PostgreSQL driver (pip install \"psycopg[binary]\")")
+    pytest.importorskip("psycopg", reason='no PostgreSQL driver (pip install "psycopg[binary]")')
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not bins:
         pytest.skip("no PostgreSQL server (apt-get install postgresql)")
