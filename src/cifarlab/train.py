@@ -240,15 +240,6 @@ class Trainer:
     def done(self) -> bool:
         return self.state.step >= self.total_steps
 
-    @property
-    def planned_epochs(self) -> int:
-        """Epoch records the run will have when it ends; a resumed run may have ended one on a partial epoch."""
-        s, spe = self.state, self.steps_per_epoch
-        left = self.total_steps - s.step
-        if left <= 0:
-            return s.epoch
-        return s.epoch + 1 + -(-max(0, left - (spe - s.step_in_epoch)) // spe)
-
     def request_stop(self, reason: str) -> None:
         self.stop_requested = self.stop_requested or reason
 
@@ -428,13 +419,22 @@ def wrap_model(model: nn.Module, cfg: Config, dist=None):
     return ema, ddp, net
 
 
+def planned_epochs(s: State, total_steps: int, steps_per_epoch: int) -> int:
+    """Epoch records a run will have when it ends; a resumed run may have ended one on a partial epoch."""
+    left, spe = total_steps - s.step, steps_per_epoch
+    if left <= 0:
+        return s.epoch
+    return s.epoch + 1 + -(-max(0, left - (spe - s.step_in_epoch)) // spe)
+
+
 def start_event(t: Trainer) -> TrainStart:
     c = t.cfg
     return TrainStart(
         name=c.name, run_dir=t.dir, config=c.to_dict(), n_params=t.n_params, flops=t.flops,
         n_train=len(t.train_loader.y), steps_per_epoch=t.steps_per_epoch, epochs=c.train.epochs,
-        planned_epochs=t.planned_epochs, micro_batch=t.micro_batch, device=t.device.type,
-        dtype=dtype_name(t.dtype), log_every=c.runtime.log_every, epoch=t.state.epoch, history=t.history,
+        planned_epochs=planned_epochs(t.state, t.total_steps, t.steps_per_epoch), micro_batch=t.micro_batch,
+        device=t.device.type, dtype=dtype_name(t.dtype), log_every=c.runtime.log_every, epoch=t.state.epoch,
+        history=t.history,
     )  # fmt: skip
 
 
