@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,13 @@ class Param:
 
 
 # ------------------------------------------------------------------------------------------- the space
+def with_values(base: Config, values: dict) -> Config:
+    """`base` with dotted key -> value set, as `--set key=value` would (values written back as YAML)."""
+    return apply_overrides(
+        base, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in values.items()]
+    )
+
+
 def load_space(path: str | Path, base: Config) -> list[Param]:
     """The search space of a YAML file, each key and range checked against `base` before any training."""
     path = Path(path)
@@ -82,7 +90,7 @@ def load_space(path: str | Path, base: Config) -> list[Param]:
     for p in params:
         for value in p.extremes():  # the key exists and takes these values: a one-line error now, not at trial 7
             try:
-                apply_overrides(base, [f"{p.key}={yaml.safe_dump(value, default_flow_style=True).strip()}"])
+                with_values(base, {p.key: value})
             except ConfigError as e:
                 raise ConfigError(f"{path}: {p.key}: {e}") from None
     return params
@@ -131,7 +139,7 @@ def open_study(name: str, storage: str | None, out: Path, pruner: str = "median"
     if create and url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     try:
-        backend = _storage(optuna, url)
+        backend = _storage_created(optuna, url)
         kwargs = {"direction": "maximize", "load_if_exists": True, "pruner": _pruner(optuna, pruner)}
         if create:
             return optuna.create_study(study_name=name, storage=backend, **kwargs)
@@ -145,6 +153,20 @@ def open_study(name: str, storage: str | None, out: Path, pruner: str = "median"
             f"cannot open the study storage {url} ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
             "check the URL, the server and its driver"
         ) from None
+
+
+def _storage_created(optuna, url: str, attempts: int = 3):
+    """The storage; processes started together on a new database race to create its tables, and the losers
+    fail with an IntegrityError, so creating it is tried again (the tables then exist)."""
+    for attempt in range(attempts):
+        try:
+            return _storage(optuna, url)
+        except UserError:
+            raise
+        except Exception as e:
+            if attempt == attempts - 1 or "IntegrityError" not in type(e).__name__:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def _storage(optuna, url: str):
@@ -202,9 +224,7 @@ def run_trial(trial, base: Config, params: list[Param], out: Path, data: str | N
     """One trial: a normal run directory; returns its best validation accuracy (never the test set)."""
     optuna = load_optuna()
     values = {p.key: p.suggest(trial) for p in params}
-    cfg = apply_overrides(
-        base, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in values.items()]
-    )
+    cfg = with_values(base, values)
     cfg.name = f"{base.name}-trial{trial.number}"
     watcher = PruneOnValidation(trial)
     trainer = build_run(cfg, Path(out) / "runs", data, [watcher, CurvesPlot()])
@@ -289,9 +309,7 @@ def write_best(study, base: Config, path: Path) -> Path | None:
         best = study.best_trial
     except ValueError:
         return None
-    cfg = apply_overrides(
-        base, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in best.params.items()]
-    )
+    cfg = with_values(base, best.params)
     cfg.name = f"{base.name}-best"
     cfg.description = f"best of study '{study.study_name}': trial {best.number}, val {100 * best.value:.2f}%"
     save_yaml(cfg, path)
