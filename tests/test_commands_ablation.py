@@ -19,3 +19,34 @@ def test_ablation_skips_what_the_preset_lacks():
     stages = apply_variant(inter, VARIANTS["no_attention"][1]).model["stages"]
     assert all(s.get("attention", "none") == "none" and s["block"] != "self_attention" for s in stages)
     assert len(stages) == len(inter.model["stages"]) - 1
+
+
+SMALL = [
+    "data.val_size=50", "data.batch_size=50", "data.eval_batch_size=100", "runtime.tensorboard=false",
+    "model.stages.1.channels=32", "model.stages.2.channels=32", "runtime.precision=fp32",
+]  # fmt: skip
+
+
+def test_ablation_reuses_a_full_run_and_keeps_earlier_rows(tiny_data, tmp_path, capsys):
+    """--full takes a finished run of the same config instead of retraining it; a later call for another
+    variant adds its row to ablation.json and keeps the earlier ones."""
+    import pytest
+
+    from cifarlab import UserError
+    from cifarlab.callbacks import default_callbacks
+    from cifarlab.commands.ablation import ablate
+    from cifarlab.config import resolve
+    from cifarlab.rundir import read_ablation
+    from cifarlab.train import train
+
+    small = [*SMALL, f"data.dir={tiny_data}"]
+    full_dir, summary = train(resolve("advanced", small, 1), tmp_path / "bench", None, default_callbacks(False, False))
+    out = tmp_path / "ablation"
+    ablate("advanced", small, 1, ["no_tta"], out, full=full_dir)
+    ablate("advanced", small, 1, ["no_dropout"], out)
+    rows = {r.variant: r for r in read_ablation(out / "ablation.json")}
+    assert list(rows) == ["full", "no_dropout", "no_tta"]
+    assert rows["full"].run_dir == str(full_dir) and rows["full"].test_acc == summary.test_acc
+    assert rows["no_dropout"].run_dir.startswith(str(out)) and len(list(out.glob("*-advanced-*"))) == 1
+    with pytest.raises(UserError, match="config differs"):
+        ablate("advanced", [*small, "loss.label_smoothing=0.1"], 1, ["no_tta"], out, full=full_dir)

@@ -40,3 +40,18 @@ def test_cutout_area():
     zeros = (out[:, 0] == 0).sum((1, 2))
     assert zeros.max() == 64 and zeros.min() >= 16  # a full square inside, clipped at a corner at worst
     assert torch.equal((out == 0).all(1), (out[:, :1] == 0).squeeze(1))  # same square in every channel
+
+
+def test_color_jitter_stays_in_range_and_moves_each_image_once():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(60, 200, (64, 3, 8, 8), dtype=torch.uint8)
+    out = augment.color_jitter(x, 0.14, 0.0, g)
+    assert out.min() >= 0 and out.max() <= 255
+    shift = out - x.float()
+    per_image = shift.flatten(1)
+    assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image), atol=1e-4)  # one brightness draw per image
+    assert per_image.abs().max() <= 0.14 * 255 + 1e-3 and per_image.abs().max() > 0.05 * 255
+    out = augment.color_jitter(x, 0.0, 0.13, g)
+    m = x.float().mean((1, 2, 3), keepdim=True)
+    ratio = (out - m).flatten(1).norm(dim=1) / (x.float() - m).flatten(1).norm(dim=1)
+    assert ((ratio >= 0.87 - 1e-4) & (ratio <= 1.13 + 1e-4)).all() and ratio.std() > 0.01

@@ -63,3 +63,27 @@ def test_attention_maps_of_cbam_and_self_attention():
         assert v.shape == (3, 32, 32) and v.min() >= 0 and v.max() <= 1 and torch.isfinite(v).all()
     assert not any(m.record for m in model.modules() if isinstance(m, (CBAM, SelfAttentionBlock)))
     assert attention_maps(build_model({"stages": [{"block": "conv", "channels": 8}]}), torch.randn(1, 3, 32, 32)) == {}
+
+
+def test_selective_tta_views_only_the_least_confident():
+    """eval.tta_fraction: a plain pass for every image, the full TTA only for the least confident share; at 1
+    it is plain TTA, and the selected images get exactly their full-TTA scores."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from cifarlab.inference import infer_tta, least_confident
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    x = torch.randn(40, 3, 32, 32)
+    full = infer_tta(model, x, None, "flip_translate")
+    assert torch.allclose(infer_tta(model, x, None, "flip_translate", 1.0), full)
+    plain = F.log_softmax(infer(model, x), -1)
+    unsure = least_confident(plain, 0.25)
+    assert len(unsure) == 10
+    assert plain.max(-1).values[unsure].max() <= plain.max(-1).values.sort().values[9] + 1e-7
+    out = infer_tta(model, x, None, "flip_translate", 0.25)
+    rest = torch.ones(40, dtype=torch.bool)
+    rest[unsure] = False
+    assert torch.allclose(out[unsure], full[unsure], atol=1e-5)
+    assert torch.allclose(out[rest], plain[rest], atol=1e-6)

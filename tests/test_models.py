@@ -162,13 +162,13 @@ def test_the_net_owns_its_recipe_hooks():
     torch.manual_seed(0)
     spec = load_preset("advanced").model
     net = build_model(spec)
-    assert net.data_sample == WhiteningStem.SAMPLE and net.stem.bias_epochs == 3
+    assert net.data_sample == 5000 and net.stem.bias_epochs == 3
     images = torch.randn(64, 3, 32, 32)
     net.fit_to_data(images)
     assert not torch.allclose(net.stem.conv.weight, torch.zeros_like(net.stem.conv.weight))
-    net.on_step(29, steps_per_epoch=10)  # 2.9 epochs: the bias still trains
+    net.on_step(29, steps_per_epoch=10, total_steps=100)  # 2.9 epochs: the bias still trains
     assert net.stem.conv.bias.requires_grad
-    net.on_step(30, steps_per_epoch=10)
+    net.on_step(30, steps_per_epoch=10, total_steps=100)
     assert not net.stem.conv.bias.requires_grad
     x = torch.randn(4, 3, 32, 32)
     net(x).sum().backward()
@@ -178,4 +178,43 @@ def test_the_net_owns_its_recipe_hooks():
     assert bn and all(abs((1 - m.momentum) ** 4 - 0.6) < 1e-9 for m in bn)
     plain = build_model(load_preset("baseline").model)
     assert plain.data_sample == 0
-    plain.on_step(100, 10)  # no recipe hooks to run: nothing happens
+    plain.on_step(100, 10, 100)  # no recipe hooks to run: nothing happens
+
+
+def test_late_freezing_stops_the_stem_and_first_blocks():
+    """model.freeze: from a fraction `at` of the steps on, the stem and the first `layers` blocks get no
+    gradient at all (their backward is skipped), while the rest still trains."""
+    spec = {**load_preset("advanced").model, "freeze": {"at": 0.75, "layers": 2}}
+    net = build_model(spec)
+    net.fit_to_data(torch.randn(64, 3, 32, 32))
+    x = torch.randn(4, 3, 32, 32)
+    net.on_step(74, steps_per_epoch=10, total_steps=100)
+    net(x).sum().backward()
+    assert all(p.grad is not None for p in net.stages[:2].parameters() if p.requires_grad)
+    net.zero_grad(set_to_none=True)
+    net.on_step(75, steps_per_epoch=10, total_steps=100)
+    net(x).sum().backward()
+    assert all(p.grad is None for p in net.frozen_late().parameters())
+    assert all(p.grad is not None for p in net.stages[2:].parameters() if p.requires_grad)
+    assert len(net.frozen_late()) == 3  # the stem and two blocks
+
+
+@pytest.mark.parametrize(
+    "freeze, msg",
+    [
+        ({"at": 1.2, "layers": 2}, "model.freeze.at"),
+        ({"at": 0.8, "layers": 6}, r"model.freeze.layers.*0..5"),
+        ({"at": 0.8, "upto": 2}, "unknown key 'upto' in model.freeze"),
+    ],
+)
+def test_late_freezing_errors(freeze, msg):
+    with pytest.raises(ConfigError, match=msg):
+        build_model({**load_preset("advanced").model, "freeze": freeze})
+
+
+def test_whitening_fit_images_is_the_sample_it_asks_for():
+    spec = load_preset("advanced").model
+    net = build_model({**spec, "stem": {**spec["stem"], "fit_images": 1000}})
+    assert net.data_sample == 1000
+    with pytest.raises(ConfigError, match="fit_images is for a whiten stem"):
+        build_model({**spec, "stem": {"type": "conv", "fit_images": 1000}})

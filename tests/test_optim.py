@@ -99,3 +99,16 @@ def test_lookahead_pulls_to_the_slow_weights_and_ends_on_them():
     restored = Lookahead(model, every=2, total_steps=4)
     restored.load_state_dict(la.state_dict(), "cpu")
     assert torch.equal(restored.slow[0], la.slow[0])
+
+
+def test_a_net_may_put_its_whitening_bias_in_the_fast_group():
+    """model.stem.fast_bias: the whitening bias trains at the BN shifts' lr (airbench94_muon), not the base lr."""
+    from cifarlab.config import load_preset
+    from cifarlab.models import build_model
+    from cifarlab.optim import param_groups
+
+    spec = load_preset("advanced").model
+    for fast in (False, True):
+        net = build_model({**spec, "stem": {**spec["stem"], "fast_bias": fast}})
+        _, norm = param_groups(net)
+        assert any(p is net.stem.conv.bias for p in norm) == fast

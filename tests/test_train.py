@@ -172,3 +172,34 @@ def test_full_disk_keeps_previous_checkpoint(tiny_cfg, tmp_path, monkeypatch):
         run.fit()
     assert (run_dir / "last.pt").read_bytes() == before
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_hardest_picks_the_highest_losses_in_batch_order():
+    from cifarlab.train import hardest
+
+    losses = torch.tensor([0.1, 3.0, 0.5, 2.0, 0.2])
+    assert hardest(losses, 0.4).tolist() == [1, 3]
+    assert hardest(losses, 0.5).tolist() == [1, 2, 3]  # ceil(2.5) = 3
+    assert hardest(losses, 1.0).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_hard_example_selection_trains_on_the_selected_share_only(tiny_cfg, tmp_path):
+    """With train.select_fraction the step's gradient is the one of the highest-loss images alone, and the
+    loss it reports is the whole batch's."""
+    import torch.nn.functional as F
+
+    from cifarlab.train import hardest
+
+    cfgs = [tiny_cfg("baseline", "runtime.precision=fp32", *e) for e in ([], ["train.select_fraction=0.5"])]
+    full, selective = (build_run(c, tmp_path / str(i)) for i, c in enumerate(cfgs))
+    selective.model.load_state_dict(full.model.state_dict())
+    x, y = next(full.train_loader.epoch(0))
+    with torch.no_grad():
+        losses = F.cross_entropy(full.model(x), y, reduction="none")
+    hard = hardest(losses, 0.5)
+    assert len(hard) == math.ceil(len(y) / 2)
+    loss, correct = selective.step(x, y)
+    assert torch.allclose(loss, losses.mean(), atol=1e-5)  # the whole batch's loss, for the logs
+    full.step(x[hard], y[hard])  # a plain step on the selected images: the same update
+    for p, q in zip(full.model.parameters(), selective.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)

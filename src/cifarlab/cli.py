@@ -64,6 +64,8 @@ def _add_evaluate(sub) -> None:
     e.add_argument("run", help="run directory or checkpoint file")
     _data_options(e)
     e.add_argument("--tta", choices=choices("eval.tta"), help="test-time augmentation (default: the run's)")
+    e.add_argument("--tta-fraction", type=float, metavar="F",
+                   help="selective TTA: only the least confident share F of images takes every view (default: the run's)")  # fmt: skip
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.add_argument("--robustness-n", type=int, default=2000, metavar="N",
                    help="test images used for the corruption benchmark (0 = skip; default 2000)")  # fmt: skip
@@ -111,7 +113,12 @@ def _add_ablate(sub) -> None:
     _set_option(a, "applied to every variant, e.g. --set data.train_subset=10000 for a quick ablation")
     a.add_argument("--epochs", type=float)
     a.add_argument("--only", action="append", help="run only these variants (repeatable)")
-    a.add_argument("--out", default="runs/ablation")
+    a.add_argument(
+        "--out", default="runs/ablation", help="where the variants and ablation.json go (rows there are kept)"
+    )
+    a.add_argument(
+        "--full", metavar="RUN_DIR", help="a finished run of the same config as the full recipe (not retrained)"
+    )
     _data_options(a)
 
 
@@ -140,6 +147,8 @@ def _add_ship(sub) -> None:
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--tta", choices=choices("eval.tta"), help="test-time augmentation (default: the run's)")
+    pr.add_argument("--tta-fraction", type=float, metavar="F",
+                    help="selective TTA: only the least confident share F of images takes every view")  # fmt: skip
     pr.add_argument("--uncalibrated", action="store_true",
                     help="raw probabilities, without the temperature `cifarlab evaluate` fitted")  # fmt: skip
     ex = sub.add_parser("export", help="export the best checkpoint (ONNX, torch.export or TorchScript), checked")
@@ -197,7 +206,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    ev = evaluate_run(args.run, data_path=args.data, device=args.device, tta=args.tta, robustness_n=args.robustness_n)
+    ev = evaluate_run(
+        args.run, data_path=args.data, device=args.device, tta=args.tta, tta_fraction=args.tta_fraction,
+        robustness_n=args.robustness_n,
+    )  # fmt: skip
     print_evaluation(ev, as_json=args.json)
     return 0
 
@@ -241,12 +253,15 @@ def cmd_report(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    ablate(args.preset, args.overrides, args.epochs, args.only, args.out, args.data, args.device)
+    ablate(args.preset, args.overrides, args.epochs, args.only, args.out, args.data, args.device, args.full)
     return 0
 
 
 def cmd_predict(args) -> int:
-    results, errors = predict(args.run, args.images, args.top, args.device, args.tta, calibrate=not args.uncalibrated)
+    results, errors = predict(
+        args.run, args.images, args.top, args.device, args.tta, calibrate=not args.uncalibrated,
+        tta_fraction=args.tta_fraction,
+    )  # fmt: skip
     if args.json:
         print(json.dumps({"results": results, "errors": errors}, indent=2))
     else:

@@ -41,6 +41,10 @@ class AugmentConfig:
     # 4 px steps) to full size by epoch `resize_until`. Early epochs cost ~(size/32)^2 as much (0 = off).
     resize_from: int = 0
     resize_until: float = 0.0
+    # Colour jitter per image (hiverge's cifar10-speedrun): brightness shifted by up to +/- this fraction of
+    # the pixel range, contrast scaled by 1 +/- this around the image's mean (0 = off).
+    brightness: float = 0.0
+    contrast: float = 0.0
 
 
 @dataclass
@@ -90,6 +94,9 @@ class TrainConfig:
     seed: int = 0
     ema: float = 0.0  # keep an exponential moving average of weights with this decay (0 = off)
     lookahead_every: int = 0  # every k steps pull the weights to a slow average whose decay grows to 0.95^5 (0 = off)
+    # Hard-example selection: forward the whole batch without gradients, then train on this fraction of it
+    # with the highest loss (1 = every image).
+    select_fraction: float = 1.0
 
 
 @dataclass
@@ -109,6 +116,9 @@ class RuntimeConfig:
 @dataclass
 class EvalConfig:
     tta: Literal["none", "flip", "flip_translate"] = "none"  # flip_translate: 6 views
+    # Selective TTA: one plain pass, then the other views only for this fraction of the images, the least
+    # confident (1 = every image takes every view).
+    tta_fraction: float = 1.0
 
 
 @dataclass
@@ -147,6 +157,8 @@ _NON_NEGATIVE = (
     "optim.grad_clip",
     "schedule.warmup_epochs",
     "runtime.micro_batch",
+    "data.augment.brightness",
+    "data.augment.contrast",
 )
 _UNIT = ("loss.label_smoothing", "optim.momentum", "optim.muon_momentum", "train.ema")
 RANGES = [
@@ -155,6 +167,8 @@ RANGES = [
     *((k, lambda v: 0 <= v < 1, "must be in [0, 1)") for k in _UNIT),
     ("data.augment.resize_from", lambda v: v == 0 or 8 <= v <= 32, "must be 0 (off) or 8..32 px"),
     ("data.val_size", lambda v: v < 50000, "must leave training images"),
+    *((k, lambda v: 0 < v <= 1, "must be in (0, 1]") for k in ("train.select_fraction", "eval.tta_fraction")),
+    ("data.augment.contrast", lambda v: v < 1, "must be < 1 (a factor 1 - contrast stays positive)"),
 ]
 
 

@@ -3,6 +3,7 @@ and what a net looks at (Grad-CAM, attention maps)."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -44,20 +45,35 @@ def tta_views(x: torch.Tensor, tta: str) -> list[tuple[float, torch.Tensor]]:
 
 
 @torch.no_grad()
-def predict_logits(model, loader, dtype=None, tta: str = "none") -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(model, loader, dtype=None, tta: str = "none", fraction: float = 1.0):
     """Logits (float32, on CPU) and labels for every batch of `loader`; TTA averages log-probabilities."""
     outs, labels = [], []
     for x, y in loader:
-        outs.append(infer_tta(model, x, dtype, tta).cpu()), labels.append(y.cpu())
+        outs.append(infer_tta(model, x, dtype, tta, fraction).cpu()), labels.append(y.cpu())
     return torch.cat(outs), torch.cat(labels)
 
 
-def infer_tta(model, x: torch.Tensor, dtype=None, tta: str = "none") -> torch.Tensor:
-    """Logits of a batch; with TTA, the weighted mean of the views' log-probabilities."""
+def infer_tta(model, x: torch.Tensor, dtype=None, tta: str = "none", fraction: float = 1.0) -> torch.Tensor:
+    """Logits of a batch; with TTA, the weighted mean of the views' log-probabilities. With `fraction` < 1
+    (selective TTA) only that share of the batch, the least confident after a plain pass, takes the other
+    views; the rest keep the plain pass's log-probabilities."""
     views = tta_views(x, tta)
     if len(views) == 1:
         return infer(model, x, dtype)
-    return sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in views)
+    if fraction >= 1:
+        return sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in views)
+    plain = F.log_softmax(infer(model, x, dtype), -1)
+    unsure = least_confident(plain, fraction)
+    if len(unsure):
+        (w0, _), *others = tta_views(x[unsure], tta)  # the first view is the image itself: reuse its pass
+        plain[unsure] = w0 * plain[unsure] + sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in others)
+    return plain
+
+
+def least_confident(log_probs: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Indices of the ceil(fraction x B) rows whose top probability is lowest."""
+    k = min(len(log_probs), math.ceil(fraction * len(log_probs)))
+    return log_probs.max(-1).values.topk(k, largest=False).indices
 
 
 @torch.no_grad()

@@ -108,9 +108,10 @@ class Muon(torch.optim.Optimizer):
 
 def param_groups(model: nn.Module) -> tuple[list, list]:
     """(all other trainable parameters, normalization-layer parameters): the optimizer gives the second
-    group its own lr (airbench trains BN shifts 64x faster)."""
+    group its own lr (airbench trains BN shifts 64x faster), as do the parameters a net lists in `fast_params`."""
     norm_types = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
     norm_ids = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters(recurse=False)}
+    norm_ids |= {id(p) for p in (model.fast_params() if hasattr(model, "fast_params") else [])}
     params = [p for p in model.parameters() if p.requires_grad]
     return [p for p in params if id(p) not in norm_ids], [p for p in params if id(p) in norm_ids]
 

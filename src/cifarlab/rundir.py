@@ -146,6 +146,7 @@ class Evaluation:
     calibration: dict
     test_pred: list = field(default_factory=list)  # per-image predictions, for McNemar tests between runs
     without_tta: dict | None = None
+    tta_fraction: float | None = None  # selective TTA: the share of images that took every view
     temperature_scaling: dict | None = None  # fitted on the run's validation split
     robustness: dict | None = None
     inference_img_per_s: dict | None = None
@@ -153,7 +154,15 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         return _plain(
-            self, drop_none=("without_tta", "temperature_scaling", "robustness", "inference_img_per_s", "figures")
+            self,
+            drop_none=(
+                "without_tta",
+                "tta_fraction",
+                "temperature_scaling",
+                "robustness",
+                "inference_img_per_s",
+                "figures",
+            ),
         )
 
 

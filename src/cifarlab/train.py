@@ -271,7 +271,7 @@ class Trainer:
                 break
             set_lr(self.optimizer, lr_factor(s.step, self.total_steps, self.steps_per_epoch, self.cfg.schedule))
             if hasattr(self.model, "on_step"):
-                self.model.on_step(s.step, self.steps_per_epoch)
+                self.model.on_step(s.step, self.steps_per_epoch, self.total_steps)
             loss, correct = self.step(x, y)
             s.step += 1
             self.lookahead.step(s.step)
@@ -314,6 +314,10 @@ class Trainer:
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on a batch, its gradient accumulated over micro-batches; (mean loss, correct)."""
         self.optimizer.zero_grad(set_to_none=True)
+        scored = None
+        if self.cfg.train.select_fraction < 1:
+            scored, hard = self._score(x, y)
+            x, y = x[hard], y[hard]
         chunks = list(zip(x.split(self.micro_batch), y.split(self.micro_batch))) if self.micro_batch else [(x, y)]
         loss_sum = correct = 0
         for i, (xc, yc) in enumerate(chunks):
@@ -330,7 +334,16 @@ class Trainer:
             loss_sum = loss_sum + loss.detach()
             correct = correct + (logits.argmax(-1) == yc).sum()
         self._optimizer_step()
-        return loss_sum, correct
+        return scored or (loss_sum, correct)
+
+    @torch.no_grad()
+    def _score(self, x: torch.Tensor, y: torch.Tensor):
+        """Hard-example selection: one gradient-free pass over the batch; ((its mean loss, correct), the
+        indices of its highest-loss share), so the logged loss stays the whole batch's."""
+        with autocast(self.device, self.dtype):
+            logits = torch.cat([self.net(part).float() for part in x.split(self.micro_batch or len(x))])
+        losses = F.cross_entropy(logits, y, label_smoothing=self.cfg.loss.label_smoothing, reduction="none")
+        return (losses.mean(), (logits.argmax(-1) == y).sum()), hardest(losses, self.cfg.train.select_fraction)
 
     def _optimizer_step(self) -> None:
         if self.scaler:
@@ -349,7 +362,7 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def evaluate(self, loader, tta: str = "none") -> tuple[float, float, torch.Tensor, torch.Tensor]:
-        logits, y = predict_logits(self.eval_model(), loader, self.dtype, tta)
+        logits, y = predict_logits(self.eval_model(), loader, self.dtype, tta, self.cfg.eval.tta_fraction)
         return F.cross_entropy(logits, y).item(), accuracy(logits, y), logits, y
 
     def _end_epoch(self) -> None:
@@ -408,6 +421,12 @@ class Trainer:
                 fn(payload)
 
 
+def hardest(losses: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Indices of the ceil(fraction x B) highest losses, in batch order."""
+    k = min(len(losses), math.ceil(fraction * len(losses)))
+    return losses.topk(k).indices.sort().values
+
+
 def wrap_model(model: nn.Module, cfg: Config, dist=None):
     """(EMA copy or None, DDP wrapper or None, what the training step calls)."""
     ema = None
@@ -453,7 +472,7 @@ def restore(t: Trainer, ckpt: dict) -> None:
     if t.scaler is not None and "scaler" in ckpt:
         t.scaler.load_state_dict(ckpt["scaler"])
     if hasattr(t.model, "on_step"):
-        t.model.on_step(t.state.step, t.steps_per_epoch)
+        t.model.on_step(t.state.step, t.steps_per_epoch, t.total_steps)
 
 
 def step_event(t: Trainer) -> StepEnd:

@@ -6,11 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
+import yaml
+
 from ..callbacks import default_callbacks
 from ..config import apply_overrides, from_dict, resolve
 from ..errors import ConfigError, UserError
 from ..models import build_model
-from ..rundir import AblationRow, write_ablation
+from ..rundir import AblationRow, read_ablation, read_summary, write_ablation
 from ..train import train
 from .evaluate import evaluate_run
 
@@ -80,28 +82,53 @@ def uses(cfg, change) -> bool:
 
 
 def ablate(
-    preset="advanced", overrides=(), epochs=None, only=None, out="runs/ablation", data=None, device=None
+    preset="advanced", overrides=(), epochs=None, only=None, out="runs/ablation", data=None, device=None, full=None
 ) -> list[AblationRow]:
+    """Train each variant into `out` and collect ablation.json there. Rows already in that file for variants
+    not run now are kept, so variants can be run one call at a time; `full` takes a finished run of the same
+    config (e.g. a bench seed) as the full recipe instead of training it again."""
     base = resolve(preset, overrides, epochs, None, device)
     names = _variants_to_run(base, only)
-    rows, full_dir = [], None
+    path = Path(out) / "ablation.json"
+    done = {r.variant: r for r in read_ablation(path)} if path.exists() else {}
+    if full is not None:
+        done["full"] = _full_row(Path(full), base)
+        names = [n for n in names if n != "full"]
+    if "no_tta" in names and "full" not in names and "full" not in done:
+        names = ["full", *names]
     for name in names:
         removed, extra = VARIANTS[name]
         if extra is None:  # no_tta: the full run re-evaluated without it
+            full_dir = done["full"].run_dir
             ev = evaluate_run(str(full_dir), data_path=data, tta="none", write=False, robustness_n=0, speed=False)
-            rows.append(AblationRow(name, removed, ev.test_acc, str(full_dir)))
+            done[name] = AblationRow(name, removed, ev.test_acc, str(full_dir))
             continue
         cfg = apply_variant(base, extra)
         cfg.name = f"{cfg.name}-{name}"
         run_dir, summary = train(cfg, out, data, default_callbacks(tensorboard=False, live=False))
         if summary is None:
             raise KeyboardInterrupt
-        full_dir = run_dir if name == "full" else full_dir
-        rows.append(AblationRow(name, removed, summary.test_acc, str(run_dir), summary.wall_time_s))
-        write_ablation(Path(out) / "ablation.json", rows)
-    write_ablation(Path(out) / "ablation.json", rows)
+        done[name] = AblationRow(name, removed, summary.test_acc, str(run_dir), summary.wall_time_s)
+        write_ablation(path, _ordered(done))
+    rows = _ordered(done)
+    write_ablation(path, rows)
     print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
     return rows
+
+
+def _ordered(rows: dict) -> list[AblationRow]:
+    return [rows[n] for n in VARIANTS if n in rows]
+
+
+def _full_row(run_dir: Path, base) -> AblationRow:
+    """A finished run as the ablation's full recipe, once its config is the one being ablated."""
+    summary = read_summary(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    ran = from_dict(yaml.safe_load(cfg_path.read_text()), note_renamed=False) if cfg_path.exists() else None
+    strip = lambda c: {k: v for k, v in c.to_dict().items() if k not in ("name", "description")}  # noqa: E731
+    if ran is None or strip(ran) != strip(base):
+        raise UserError(f"--full {run_dir}: that run's config differs from the one ablated; give a run of the same")
+    return AblationRow("full", "nothing", summary.test_acc, str(run_dir), summary.wall_time_s)
 
 
 def _variants_to_run(base, only) -> list[str]:
@@ -118,6 +145,4 @@ def _variants_to_run(base, only) -> list[str]:
             f"nothing to ablate: the run uses none of {', '.join(n[3:] for n in skipped)}; "
             "ablate the advanced preset or a config that uses them"
         )
-    if "no_tta" in names and "full" not in names:
-        names = ["full", *names]
     return names

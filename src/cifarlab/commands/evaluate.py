@@ -20,11 +20,18 @@ from ..plots import confusion_figure, fig_png, image_grid_figure, reliability_fi
 from ..rundir import Evaluation, recorded_source, write_evaluation
 
 
+def check_tta_fraction(f: float) -> float:
+    if not 0 < f <= 1:
+        raise ConfigError(f"--tta-fraction must be in (0, 1], got {f}: the share of images that take every TTA view")
+    return f
+
+
 def evaluate_run(
     run: str,
     data_path: str | None = None,
     device: str | None = None,
     tta: str | None = None,
+    tta_fraction: float | None = None,
     write: bool = True,
     robustness_n: int = 2000,
     figures: bool = True,
@@ -46,10 +53,12 @@ def evaluate_run(
     loader = Loader(data.test_x, data.test_y, cfg.data.eval_batch_size, dev, channels_last=cl)
     dtype = select_precision(dev, cfg.runtime.precision)
     tta = tta or cfg.eval.tta
-    logits, y = predict_logits(model, loader, dtype, tta)
+    frac = check_tta_fraction(cfg.eval.tta_fraction if tta_fraction is None else tta_fraction)
+    logits, y = predict_logits(model, loader, dtype, tta, frac)
     ev = Evaluation(
         checkpoint=ckpt["path"], preset=cfg.name, tta=tta, **classification_metrics(logits, y, data.classes)
     )
+    ev.tta_fraction = frac if tta != "none" else None
     plain = logits  # one view per image: the corruption benchmark's clean reference
     if tta != "none":
         plain, _ = predict_logits(model, loader, dtype, "none")
@@ -61,7 +70,7 @@ def evaluate_run(
         val_loader = Loader(
             data.train_x[val_idx], data.train_y[val_idx], cfg.data.eval_batch_size, dev, channels_last=cl
         )
-        val_logits, val_y = predict_logits(model, val_loader, dtype, tta)
+        val_logits, val_y = predict_logits(model, val_loader, dtype, tta, frac)
         ev.temperature_scaling = temperature_scaling(val_logits, val_y, logits, y)
     if robustness_n:
         n = min(robustness_n, len(y))
@@ -117,6 +126,7 @@ def print_evaluation(ev: Evaluation, as_json: bool = False) -> None:
     print(
         f"test accuracy {100 * ev.test_acc:.2f}% (95% CI {100 * lo:.2f}-{100 * hi:.2f}), top-2 "
         f"{100 * ev.top2_acc:.2f}%, loss {ev.test_loss:.4f}, ECE {100 * ev.calibration['ece']:.2f}%, TTA {ev.tta}"
+        + (f" on the {100 * ev.tta_fraction:.0f}% least confident" if (ev.tta_fraction or 1) < 1 else "")
     )
     if ev.without_tta:
         w = ev.without_tta

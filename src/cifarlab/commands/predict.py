@@ -11,9 +11,10 @@ from PIL import Image, UnidentifiedImageError
 from ..checkpoint import model_from_checkpoint
 from ..data import CLASSES
 from ..errors import ConfigError, ImageError
-from ..hardware import select_device
+from ..hardware import select_device, select_precision
 from ..inference import Normalized, infer_tta
 from ..rundir import read_evaluation_quietly
+from .evaluate import check_tta_fraction
 
 
 def load_image(path: Path) -> torch.Tensor:
@@ -38,19 +39,27 @@ def predict(
     top_k: int = 3,
     device: str = "cpu",
     tta: str | None = None,
-    chunk: int = 256,
+    chunk: int = 1000,
     calibrate: bool = True,
+    tta_fraction: float | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Top-k classes for each image, with the run's test-time augmentation unless `tta` says otherwise (so a
     prediction is made the way the run's test accuracy was). With `calibrate`, probabilities are divided by
-    the temperature `cifarlab evaluate` fitted, when it did. Returns (results, errors); a bad file does not
-    stop the others."""
+    the temperature `cifarlab evaluate` fitted, when it did. Inference runs in the run's precision
+    (bf16 where the device has it natively), channels-last, `chunk` images a pass. Returns (results,
+    errors); a bad file does not stop the others."""
     if top_k < 1:
         raise ConfigError(f"--top must be at least 1, got {top_k}")
-    model, cfg, ckpt = model_from_checkpoint(Path(run), select_device(device))
+    dev = select_device(device)
+    model, cfg, ckpt = model_from_checkpoint(Path(run), dev)
+    dtype = select_precision(dev, cfg.runtime.precision)
     tta = tta or cfg.eval.tta
+    frac = check_tta_fraction(cfg.eval.tta_fraction if tta_fraction is None else tta_fraction)
     t = fitted_temperature(ckpt["path"], tta) if calibrate else None
-    net = Normalized(model).to(next(model.parameters()).device).eval()
+    net = Normalized(model).to(dev).eval()
+    cl = cfg.runtime.channels_last
+    if cl:
+        net = net.to(memory_format=torch.channels_last)
     results, errors, good, tensors = [], [], [], []
     for p in images:
         try:
@@ -60,8 +69,9 @@ def predict(
             errors.append(str(e))
     probs = []
     for part in torch.stack(tensors).split(chunk) if tensors else []:  # memory stays flat for many images
-        x = part.float().div(255).to(next(net.parameters()).device)
-        probs.append((infer_tta(net, x, None, tta) / (t or 1.0)).softmax(-1).cpu())
+        x = part.to(dev).float().div(255)
+        x = x.contiguous(memory_format=torch.channels_last) if cl else x
+        probs.append((infer_tta(net, x, dtype, tta, frac) / (t or 1.0)).softmax(-1).cpu())
     k = min(top_k, len(CLASSES))
     for p, row in zip(good, torch.cat(probs) if probs else []):
         top = row.topk(k)

@@ -58,6 +58,21 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
     return x * keep[:, None].to(x.dtype)
 
 
+def color_jitter(x: torch.Tensor, brightness: float, contrast: float, generator: torch.Generator) -> torch.Tensor:
+    """Per image, pixels (0-255) shifted by up to +/- brightness x 255 and scaled by 1 +/- contrast around the
+    image's mean, clipped to the pixel range; one draw of each per image."""
+    b = len(x)
+    x = x.float()
+    if contrast:
+        c = 1 + contrast * (2 * torch.rand(b, generator=generator) - 1)
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = mean + (x - mean) * c.to(x.device).view(-1, 1, 1, 1)
+    if brightness:
+        shift = brightness * 255 * (2 * torch.rand(b, generator=generator) - 1)
+        x = x + shift.to(x.device).view(-1, 1, 1, 1)
+    return x.clamp_(0, 255)
+
+
 def train_size(cfg, epoch: int, full: int = 32) -> int:
     """Image side for `epoch` under progressive resizing: resize_from at epoch 0, growing linearly to `full`
     at epoch resize_until, rounded down to a multiple of 4 so only a few distinct sizes occur."""
@@ -87,6 +102,8 @@ def batch_augment(
         x = flip(x, torch.rand(len(x), generator=generator).to(x.device) < 0.5)
     elif cfg.flip == "alternate":
         x = flip(x, alternate_mask)
+    if cfg.brightness or cfg.contrast:
+        x = color_jitter(x, cfg.brightness, cfg.contrast, generator)
     x = normalize(x)
     if cfg.cutout > 0:  # after normalizing, so the square is set to the dataset mean
         x = cutout(x, cfg.cutout, generator)

@@ -4,8 +4,12 @@
     stages: [{block: conv, channels: 64, depth: 2, pool: max, <block options>}, ...]
     head:   {pool: max | avg, dropout: 0.0, scale: 1.0, bias: true}
     defaults: {<block options applied to every stage unless it sets them>}
+    freeze: {at: 0.8, layers: 2}   # late freezing (optional)
 
-The whiten stem takes `bias_epochs`: its bias trains that long, then freezes (0 = always).
+The whiten stem takes `bias_epochs`: its bias trains that long, then freezes (0 = always); `fit_images`:
+the training images its filters are fitted on; `fast_bias`: its bias trains at the BN shifts' lr. `freeze` stops
+training the stem and the first `layers` blocks once a fraction `at` of the steps is done: their backward
+is then not computed at all.
 Block options: kernel, bn (true or {momentum, eps, freeze_scale}), act, attention (se | cbam | none),
 dropout, identity_init; `self_attention` blocks take `heads`. `pool` downsamples by 2 in the first
 block of the stage.
@@ -23,9 +27,10 @@ from ..errors import ConfigError
 from .blocks import BLOCKS, activation, norm
 from .whitening import WhiteningStem
 
-STEM_KEYS = {"type", "channels", "kernel", "bn", "act", "bias_epochs"}
+STEM_KEYS = {"type", "channels", "kernel", "bn", "act", "bias_epochs", "fit_images", "fast_bias"}
 HEAD_KEYS = {"pool", "dropout", "scale", "bias"}
-MODEL_KEYS = {"stem", "stages", "head", "defaults"}
+MODEL_KEYS = {"stem", "stages", "head", "defaults", "freeze"}
+FREEZE_KEYS = {"at", "layers"}
 
 
 class Net(nn.Module):
@@ -37,6 +42,8 @@ class Net(nn.Module):
         super().__init__()
         self.stem, self.stages, self.head = stem, stages, head
         self.spec = spec
+        freeze = spec.get("freeze") or {}
+        self.freeze_at, self.freeze_layers = freeze.get("at", 0.0), freeze.get("layers", 0)
 
     def forward(self, x):
         return self.head(self.stages(self.stem(x)))
@@ -44,17 +51,29 @@ class Net(nn.Module):
     @property
     def data_sample(self) -> int:
         """Normalized training images `fit_to_data` wants (0: none)."""
-        return WhiteningStem.SAMPLE if isinstance(self.stem, WhiteningStem) else 0
+        return self.stem.fit_images if isinstance(self.stem, WhiteningStem) else 0
 
     @torch.no_grad()
     def fit_to_data(self, images: torch.Tensor) -> None:
         if isinstance(self.stem, WhiteningStem):
             self.stem.init_whitening(images)
 
-    def on_step(self, step: int, steps_per_epoch: int) -> None:
+    def fast_params(self) -> list[nn.Parameter]:
+        """Parameters that train at the normalization layers' lr besides those layers' own (optim.param_groups)."""
+        stem = self.stem
+        return [stem.conv.bias] if isinstance(stem, WhiteningStem) and stem.fast_bias else []
+
+    def on_step(self, step: int, steps_per_epoch: int, total_steps: int) -> None:
         """Called before every optimizer step (and after a resume) with the steps taken so far."""
         if isinstance(self.stem, WhiteningStem):
             self.stem.on_step(step, steps_per_epoch)
+        if self.freeze_at and step >= int(round(self.freeze_at * total_steps)):
+            for p in self.frozen_late().parameters():
+                p.requires_grad_(False)  # no input needs a gradient either, so autograd skips their backward
+
+    def frozen_late(self) -> nn.Module:
+        """The layers late freezing stops: the stem and the first `freeze.layers` blocks."""
+        return nn.ModuleList([self.stem, *self.stages[: self.freeze_layers]])
 
     def passes_per_step(self, k: int) -> None:
         """BN running statistics update once per pass: with k passes a step, keep their horizon in images."""
@@ -82,15 +101,17 @@ def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
     _check_keys(spec, STEM_KEYS, "model.stem")
     _check_values(spec, "model.stem")
     kind = spec.get("type", "conv")
-    if "bias_epochs" in spec and kind != "whiten":
-        raise ConfigError("model.stem.bias_epochs is for a whiten stem (type: whiten): remove it")
+    for key in ("bias_epochs", "fit_images", "fast_bias"):
+        if key in spec and kind != "whiten":
+            raise ConfigError(f"model.stem.{key} is for a whiten stem (type: whiten): remove it")
     if kind == "none":
         return nn.Identity(), 3, 0
     if kind == "whiten":
         k = spec.get("kernel", 2)
         stem = WhiteningStem(
-            spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"), spec.get("bias_epochs", 0)
-        )
+            spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"), spec.get("bias_epochs", 0),
+            spec.get("fit_images", 5000), spec.get("fast_bias", False),
+        )  # fmt: skip
         return stem, stem.conv.out_channels, k - 1
     if kind == "conv":
         c, k, bn = spec.get("channels", 32), spec.get("kernel", 3), spec.get("bn", False)
@@ -140,11 +161,23 @@ def build_model(spec: dict, num_classes: int = 10) -> Net:
             c = cout
             if p not in (None, "none", False):
                 resolution //= 2
+    _check_freeze(spec.get("freeze") or {}, len(layers))
     head_spec = spec.get("head", {}) or {}
     _check_keys(head_spec, HEAD_KEYS, "model.head")
     _check_values(head_spec, "model.head")
     head = _built("model.head", Head, c, num_classes, **head_spec)
     return Net(stem, nn.Sequential(*layers), head, spec)
+
+
+def _check_freeze(freeze: dict, n_layers: int) -> None:
+    _check_keys(freeze, FREEZE_KEYS, "model.freeze")
+    at, layers = freeze.get("at", 0.0), freeze.get("layers", 0)
+    if not (_is_number(at) and 0 <= at < 1):
+        raise ConfigError(f"bad value for 'model.freeze.at': {at!r}; must be a fraction of the steps in [0, 1)")
+    if not (_is_int(layers) and 0 <= layers < n_layers):
+        raise ConfigError(
+            f"bad value for 'model.freeze.layers': {layers!r}; must be 0..{n_layers - 1} (blocks after the stem)"
+        )
 
 
 def check_spec(spec: dict) -> None:
@@ -166,11 +199,13 @@ VALUE_CHECKS = {
     "channels": (lambda v: _is_int(v) and v > 0, "a positive integer"),
     "kernel": (lambda v: _is_int(v) and v > 0, "a positive integer"),
     "heads": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "fit_images": (lambda v: _is_int(v) and v > 0, "a positive integer (training images the whitening is fitted on)"),
     "dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "bias": (lambda v: isinstance(v, bool), "true or false"),
     "bias_epochs": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (epochs; 0 = the bias always trains)"),
     "identity_init": (lambda v: isinstance(v, bool), "true or false"),
+    "fast_bias": (lambda v: isinstance(v, bool), "true or false"),
     "bn": (
         lambda v: isinstance(v, bool) or _good_bn(v),
         "true, false or a mapping of momentum (0-1), eps (> 0), freeze_scale (true/false)",

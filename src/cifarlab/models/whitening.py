@@ -16,9 +16,15 @@ class WhiteningStem(nn.Module):
     `init_whitening` and then frozen; the bias learns for `bias_epochs` (0 = always), then freezes.
     """
 
-    SAMPLE = 5000  # training images whose patch covariance gives the filters
-
-    def __init__(self, channels: int = 24, kernel: int = 2, act: str = "gelu", bias_epochs: float = 0.0):
+    def __init__(
+        self,
+        channels: int = 24,
+        kernel: int = 2,
+        act: str = "gelu",
+        bias_epochs: float = 0.0,
+        fit_images: int = 5000,
+        fast_bias: bool = False,
+    ):
         super().__init__()
         if channels != 2 * 3 * kernel * kernel:
             # one filter per eigenvector of the 3*k*k patch covariance, and its negative
@@ -30,6 +36,8 @@ class WhiteningStem(nn.Module):
         self.conv.weight.requires_grad_(False)
         self.act = activation(act)
         self.bias_epochs = bias_epochs
+        self.fit_images = fit_images  # training images whose patch covariance gives the filters
+        self.fast_bias = fast_bias  # the bias trains at the BN shifts' lr (airbench94_muon), not the base lr
 
     def on_step(self, step: int, steps_per_epoch: int) -> None:
         if self.bias_epochs and step >= int(round(self.bias_epochs * steps_per_epoch)):
