@@ -65,7 +65,7 @@ def _add_evaluate(sub) -> None:
     _data_options(e)
     e.add_argument("--tta", choices=choices("eval.tta"), help="test-time augmentation (default: the run's)")
     e.add_argument("--tta-fraction", type=float, metavar="F",
-                   help="selective TTA: only the least confident share F of images takes every view (default: the run's)")  # fmt: skip
+                   help="selective TTA: the least confident share F of images takes every view")  # fmt: skip
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.add_argument("--robustness-n", type=int, default=2000, metavar="N",
                    help="test images used for the corruption benchmark (0 = skip; default 2000)")  # fmt: skip
