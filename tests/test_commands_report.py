@@ -1,30 +1,160 @@
+import json
+import re
 import shutil
 import subprocess
 
 import pytest
 
+from cifarlab import UserError
+from cifarlab.callbacks import CurvesPlot
+from cifarlab.commands.evaluate import evaluate_run
 from cifarlab.commands.report import compare
+from cifarlab.config import apply_overrides, load_preset
 from cifarlab.rundir import AblationRow
+from cifarlab.train import train
 
-SECTIONS = ["runs", "learning-curves", "per-class-accuracy", "mcnemar-tests", "robustness", "calibration", "ablation"]
+SECTIONS = ["headline", "stage-gain", "runs", "learning-curves", "per-class-accuracy", "mcnemar-tests",
+            "robustness", "calibration", "ablation"]  # fmt: skip
+SMALL = {
+    "baseline": [],
+    "intermediate": [],
+    "advanced": ["model.stages.1.channels=32", "model.stages.2.channels=32", "runtime.precision=fp32"],
+}
+ABLATION = [
+    AblationRow("full", "nothing", 0.50),
+    AblationRow("no_dropout", "dropout", 0.48),
+    AblationRow("no_dropout", "dropout", 0.46),
+    AblationRow("no_tta", "test-time augmentation", 0.45),
+]
 
 
 @pytest.fixture(scope="module")
-def report(two_runs, tiny_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
-    ablation = [AblationRow("full", "nothing", 0.5), AblationRow("no_tta", "test-time augmentation", 0.45)]
-    return compare(two_runs, out, str(tiny_data), ablation=ablation)
+def stage_runs(tiny_data, tmp_path_factory):
+    """Two tiny runs (seeds 0 and 1) of each preset, evaluated without figures or the speed measurement."""
+    out = tmp_path_factory.mktemp("stages")
+    tiny = ["data.val_size=50", "data.batch_size=50", "data.eval_batch_size=100", "runtime.tensorboard=false"]
+    dirs = []
+    for preset, extra in SMALL.items():
+        for seed in (0, 1):
+            cfg = apply_overrides(
+                load_preset(preset), [*tiny, "train.epochs=1", f"train.seed={seed}", f"data.dir={tiny_data}", *extra]
+            )
+            run_dir, _ = train(cfg, out, callbacks=[CurvesPlot()])
+            evaluate_run(str(run_dir), robustness_n=100, figures=False, speed=False)
+            dirs.append(run_dir)
+    return dirs
 
 
-def test_report_sections(report):
+@pytest.fixture(scope="module")
+def report(stage_runs, tiny_data, tmp_path_factory):
+    return compare(stage_runs, tmp_path_factory.mktemp("report"), str(tiny_data), ablation=ABLATION)
+
+
+def _runs_row(md: str, preset: str) -> list[str]:
+    line = next(ln for ln in md.splitlines() if ln.startswith(f"| {preset} | 2 |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_report_sections_and_figures(report):
     html_path, md_path = report
-    html = html_path.read_text()
+    page = html_path.read_text()
     for sid in SECTIONS:
-        assert f'<section id="{sid}">' in html, sid
-    assert html.count("data:image/png;base64,") == 4  # curves, per-class, robustness, calibration: embedded
+        assert f'<section id="{sid}">' in page, sid
+        assert f"href='#{sid}'" in page, sid  # the table of contents links every section
+    # stage gain, curves, per-class, heat map + panels, calibration panels, ablation chart: embedded
+    assert page.count("data:image/png;base64,") == 7
+    assert "<details><summary>all 15 pairs</summary>" in page  # 6 runs: the full pair table, folded
     md = md_path.read_text()
-    assert "| baseline |" in md and "| intermediate |" in md and "## McNemar tests" in md and "-5.00" in md
-    assert "% ± 0.00" not in md  # one run of each preset: no spread claimed
+    assert "## Headline" in md and "## McNemar tests" in md and "Accuracy drop at severity 3" in md
+
+
+def test_headline_matches_the_tables(report):
+    """Each stage-transition sentence states the difference of the runs table's means, the ratio of its wall
+    times and the McNemar matrix's largest p; the last line names the best preset."""
+    md = report[1].read_text()
+    head = md.split("## Headline")[1].split("##")[0]
+    rows = {p: _runs_row(md, p) for p in SMALL}
+    acc = {p: float(rows[p][2].split("%")[0]) for p in SMALL}
+    wall = {p: float(rows[p][4].split()[0]) for p in SMALL}
+    matrix_line = {ln.split("|")[1].strip(): ln for ln in md.split("## McNemar tests")[1].splitlines() if "≤" in ln}
+    for prev, cur in (("baseline", "intermediate"), ("intermediate", "advanced")):
+        m = re.search(rf"{cur} (beats|trails) {prev} by ([\d.]+) points \(95% CI of the difference "
+                      rf"([-+][\d.]+) to ([-+][\d.]+); McNemar p.*?([\d.e+-]+) .*?\), at ([\d.]+)× the wall time",
+                      head)  # fmt: skip
+        assert m, (prev, cur, head)
+        diff = float(m[2]) * (1 if m[1] == "beats" else -1)
+        lo, hi, ratio = float(m[3]), float(m[4]), float(m[6])
+        assert abs(diff - (acc[cur] - acc[prev])) < 0.02 + 1e-9  # table means are rounded to 0.01
+        assert lo <= diff <= hi
+        assert abs(ratio - wall[cur] / wall[prev]) < 0.05 * ratio + 0.01  # table times are rounded
+        cells = [c.strip() for c in matrix_line[prev].strip().strip("|").split("|")]
+        column = ["baseline", "intermediate", "advanced"].index(cur) + 1
+        assert f"p ≤ {m[5]};" in cells[column] or f"largest p {cells[column].split(';')[0][4:]}" in head
+    best = max(SMALL, key=acc.get)
+    assert f"Best model: {best}, {acc[best]:.2f}% test accuracy (mean of 2 seeds; 95% CI" in head
+
+
+def test_mcnemar_matrix_equals_the_pair_table(report):
+    """Every matrix cell is the largest p over the pair table's rows for those presets, and its count of
+    pairs at p < 0.05."""
+    page = report[0].read_text()
+    details = page.split("<details><summary>all 15 pairs</summary>")[1].split("</details>")[0]
+    pairs = re.findall(r"<tr><td>(\w+) s\d</td><td>(\w+) s\d</td>(?:<td class='num'>[^<]*</td>){2}"
+                       r"<td class='num'>([^<]+)</td><td>(yes|no)</td></tr>", details)  # fmt: skip
+    assert len(pairs) == 15
+    md = report[1].read_text().split("## McNemar tests")[1].split("##")[0]
+    header = [c.strip() for c in md.splitlines()[2].strip("|").split("|")]
+    for line in md.splitlines()[4:7]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for b, cell in zip(header[1:], cells[1:]):
+            mine = [(p, d) for pa, pb, p, d in pairs if {pa, pb} == {cells[0], b}]
+            biggest = max(mine, key=lambda t: 0.0 if t[0].startswith("<") else float(t[0]))[0]
+            assert cell == f"p ≤ {biggest}; {sum(d == 'yes' for _, d in mine)}/{len(mine)} differ", (cells[0], b)
+
+
+def test_ablation_chart_and_pooled_seeds(report):
+    md = report[1].read_text()
+    assert "| no_dropout | dropout | 2 | 47.00% | -3.00 ± 1.41 |" in md  # two seeds pooled, with their spread
+    assert "| no_tta | test-time augmentation | 1 | 45.00% | -5.00 |" in md
+
+
+def test_compare_ablation_alone_and_malformed_ablation(tmp_path, capsys):
+    """`cifarlab compare --ablation FILE` draws the chart without runs; a malformed file is a one-line error."""
+    from cifarlab.cli import main
+
+    good = tmp_path / "ablation.json"
+    good.write_text(json.dumps([{"variant": "full", "removed": "nothing", "test_acc": 0.94},
+                                {"variant": "no_se", "removed": "attention", "test_acc": 0.937}]))  # fmt: skip
+    assert main(["compare", "--ablation", str(good), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "report.html").read_text().count("data:image/png;base64,") == 1
+    for text, msg in [
+        ("[{'variant': 'full'", "cannot read ablation results"),
+        (json.dumps([{"variant": "full", "removed": "nothing"}]), "no test_acc"),
+        (json.dumps([{"variant": "full", "removed": "nothing", "test_acc": "94%"}]), "not an accuracy"),
+        (json.dumps([{"variant": "no_se", "removed": "attention", "test_acc": 0.9}]), "no 'full' row"),
+    ]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        assert main(["compare", "--ablation", str(bad), "--out", str(tmp_path / "r2")]) != 0
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_report_leaves_the_ablation_variants_out(stage_runs, tmp_path):
+    """`cifarlab report DIR` compares the runs under DIR and shows DIR/ablation/ablation.json as the ablation;
+    the variant runs under DIR/ablation are not presets of the comparison."""
+    from cifarlab.commands.report import report
+
+    root = tmp_path / "runs"
+    for d in stage_runs[:2]:
+        shutil.copytree(d, root / d.name)
+    shutil.copytree(stage_runs[2], root / "ablation" / stage_runs[2].name)
+    (root / "ablation" / "ablation.json").write_text(json.dumps([{"variant": "full", "removed": "nothing",
+                                                                  "test_acc": 0.5}]))  # fmt: skip
+    _, md_path, n = report(root, tmp_path / "out")
+    assert n == 2 and "| intermediate |" not in md_path.read_text() and "## Ablation" in md_path.read_text()
+    with pytest.raises(UserError, match="no finished runs"):
+        report(tmp_path / "empty", tmp_path / "out")
 
 
 def test_report_in_headless_chromium(report, tmp_path):

@@ -70,3 +70,21 @@ def test_wilson_interval_by_hand():
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
     lo, hi = wilson_interval(100, 100)
     assert hi == pytest.approx(1.0) and 0.95 < lo < 0.97
+
+
+def test_bootstrap_accuracy_difference_and_interval():
+    """Point estimate = difference of the mean accuracies; the interval holds it, widens with the seeds'
+    spread, and a one-sided call gives the mean accuracy's own interval."""
+    from cifarlab.metrics import bootstrap_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 4000, generator=g) < torch.tensor([[0.80], [0.82], [0.84]])
+    b = torch.rand(2, 4000, generator=g) < 0.70
+    d, lo, hi = bootstrap_accuracy(a, b)
+    assert abs(d - (a.float().mean() - b.float().mean()).item()) < 1e-6
+    assert lo < d < hi and 0.08 < lo and hi < 0.16
+    same = a[[1, 1, 1]]  # three identical seeds: only the test images vary
+    _, lo1, hi1 = bootstrap_accuracy(same, b)
+    assert hi1 - lo1 < hi - lo
+    m, lo2, hi2 = bootstrap_accuracy(a)
+    assert abs(m - a.float().mean().item()) < 1e-6 and lo2 < m < hi2

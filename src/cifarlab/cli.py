@@ -86,7 +86,7 @@ def _add_bench(sub) -> None:
 
 def _add_reports(sub) -> None:
     c = sub.add_parser("compare", help="HTML + Markdown report comparing runs (evaluates runs not yet evaluated)")
-    c.add_argument("runs", nargs="+", help="run directories")
+    c.add_argument("runs", nargs="*", help="run directories")
     c.add_argument("--out", default="report", help="folder for report.html and report.md (default: report)")
     c.add_argument("--data", metavar="PATH")
     c.add_argument("--ablation", metavar="JSON", help="ablation.json from `cifarlab ablate`, shown as a section")

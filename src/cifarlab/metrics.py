@@ -89,7 +89,7 @@ def temperature_scaling(val_logits, val_y, test_logits, test_y) -> dict:
     return {
         "temperature": t,
         "fitted_on_n": len(val_y),
-        "ece": calibration((test_logits / t).softmax(-1), test_y)["ece"],
+        **{k: v for k, v in calibration((test_logits / t).softmax(-1), test_y).items() if k in ("ece", "bins")},
         "test_loss": F.cross_entropy(test_logits / t, test_y).item(),
     }
 
@@ -108,6 +108,29 @@ def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> dict:
         ]
         p = min(1.0, 2 * sum(math.exp(v) for v in logs))
     return {"a_only": b, "b_only": c, "p_value": p}
+
+
+def bootstrap_accuracy(
+    correct_a: torch.Tensor, correct_b: torch.Tensor | None = None, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean accuracy of A's runs, minus B's when given, and its 95% interval). correct_*: (runs, N) bool on
+    the same N test images. The interval resamples the test images (the same draw for A and B: paired)
+    and, independently, each side's seeds, so it covers both the test set's and the seeds' variation."""
+    g = torch.Generator().manual_seed(seed)
+    n = correct_a.shape[1]
+
+    def side(correct, idx):
+        per_run = correct.float()[:, idx].mean(-1)  # (runs, draws)
+        seeds = torch.randint(len(correct), (len(correct), idx.shape[0]), generator=g)
+        return per_run.gather(0, seeds).mean(0)
+
+    draws = []
+    for start in range(0, n_boot, 100):  # 100 draws at a time: (runs, 100, N) stays small
+        idx = torch.randint(n, (min(100, n_boot - start), n), generator=g)
+        draws.append(side(correct_a, idx) - (side(correct_b, idx) if correct_b is not None else 0))
+    lo, hi = torch.quantile(torch.cat(draws), torch.tensor([0.025, 0.975])).tolist()
+    point = correct_a.float().mean().item() - (correct_b.float().mean().item() if correct_b is not None else 0)
+    return point, lo, hi
 
 
 def most_confident_wrong(probs: torch.Tensor, y: torch.Tensor, k: int = 16) -> torch.Tensor:

@@ -304,4 +304,12 @@ def read_ablation(path: Path) -> list[AblationRow]:
     rows = read_json(path, "ablation results")
     if not isinstance(rows, list):
         raise UserError(f"{path} is not an ablation.json written by `cifarlab ablate`")
-    return [_from_dict(AblationRow, r, Path(path), "an ablation.json written by `cifarlab ablate`") for r in rows]
+    out = [_from_dict(AblationRow, r, Path(path), "an ablation.json written by `cifarlab ablate`") for r in rows]
+    bad = next((r for r in out if not _is_fraction(r.test_acc)), None)
+    if bad is not None:
+        raise UserError(f"{path}: variant {bad.variant!r} has test_acc {bad.test_acc!r}, not an accuracy in [0, 1]")
+    return out
+
+
+def _is_fraction(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1

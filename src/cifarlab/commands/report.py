@@ -1,13 +1,16 @@
-"""`cifarlab compare` / `report`: several runs side by side in one self-contained HTML page (figures embedded)
-and a Markdown summary: accuracy over seeds, learning curves, per-class accuracy, McNemar tests,
-robustness, calibration, and an ablation when one is given. Runs not yet evaluated are evaluated first."""
+"""`cifarlab compare` / `report`: runs side by side, grouped by preset, in one self-contained HTML page (figures
+embedded) and a Markdown summary. The page opens on a headline written from the data (which stage beats which,
+by how much, how sure, at what cost), then the stage-gain figure, the runs, learning curves, per-class accuracy,
+McNemar tests, robustness, calibration, and an ablation when one is given. Runs not yet evaluated are evaluated
+first."""
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 import statistics
-from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,11 +18,58 @@ import torch
 from ..data import load_cifar10, locate
 from ..errors import UserError
 from ..io import atomic_write_text
-from ..metrics import accuracy_cell, mcnemar, mean_std, p_value_cell
-from ..plots import fig_png, learning_curves_figure, per_class_figure, reliability_figure, robustness_figure
+from ..metrics import accuracy_cell, bootstrap_accuracy, mcnemar, mean_std, p_value_cell
+from ..plots import (
+    ablation_figure,
+    drop_heatmap_figure,
+    fig_png,
+    learning_curves_figure,
+    per_class_figure,
+    reliability_panels_figure,
+    robustness_groups_figure,
+    stage_gain_figure,
+)
 from ..rundir import AblationRow, RunFiles, read_ablation, read_run, read_summary, recorded_source
 from .evaluate import evaluate_run
 from .tune import leaderboard, study_figures
+
+STAGES = ("baseline", "intermediate", "advanced")  # the headline compares presets in this order, then the rest
+SEVERITY = 3  # the robustness heat map's severity (of 1-5): the middle one
+
+
+@dataclass
+class Group:
+    """One preset's runs; `correct` is (runs, test images) bool when every run is evaluated."""
+
+    preset: str
+    runs: list[RunFiles]
+    names: list[str]
+    correct: torch.Tensor | None = None
+
+    @property
+    def accs(self) -> list[float]:
+        return [r.summary.test_acc for r in self.runs]
+
+    @property
+    def walls(self) -> list[float]:
+        return [r.summary.wall_time_s for r in self.runs]
+
+    @property
+    def evals(self) -> list:
+        return [r.evaluation for r in self.runs if r.evaluation is not None]
+
+
+@dataclass
+class Pair:
+    """A McNemar test between two runs."""
+
+    a: str
+    b: str
+    preset_a: str
+    preset_b: str
+    a_only: int
+    b_only: int
+    p: float
 
 
 def compare(
@@ -31,8 +81,10 @@ def compare(
     study=None,
 ) -> tuple[Path, Path]:  # study: an optuna.Study, from commands.tune.open_study
     """Write report.html (figures embedded) and report.md comparing the runs (and an Optuna study's trials)."""
-    if not run_dirs and study is None:
+    if not run_dirs and study is None and not ablation:
         raise UserError("no runs to compare: give run directories (runs/<time>-<preset>)")
+    if ablation:
+        check_ablation(ablation)
     runs = [read_run(d) for d in run_dirs]
     trials = [r.dir for r in runs if r.summary.test_acc is None]
     if trials:
@@ -44,7 +96,8 @@ def compare(
     sections: list[tuple[str, str, list[bytes]]] = []  # (title, html body, figures)
     md = ["# cifarlab comparison report", ""]
     if runs:
-        _run_sections(runs, data_path, sections, md)
+        groups = group_runs(runs, lambda n: _test_labels(data_path or recorded_source(runs[0].dir), n))
+        _run_sections(groups, sections, md)
     if ablation:
         _ablation_section(ablation, sections, md)
     if study is not None:
@@ -57,18 +110,249 @@ def compare(
     return html_path, md_path
 
 
-def _run_sections(runs: list[RunFiles], data_path, sections: list, md: list) -> None:
+# ----------------------------------------------------------------------------------- the numbers
+def group_runs(runs: list[RunFiles], test_labels) -> list[Group]:
+    """Runs grouped by preset, the stages first in their order; `test_labels(n)` gives the test labels."""
     names = _unique_names(runs)
-    header, rows = _runs_table(runs)
+    order = [p for p in STAGES if any(r.summary.preset == p for r in runs)]
+    order += list(dict.fromkeys(r.summary.preset for r in runs if r.summary.preset not in STAGES))
+    groups = []
+    for preset in order:
+        members = [(n, r) for n, r in zip(names, runs) if r.summary.preset == preset]
+        groups.append(Group(preset, [r for _, r in members], [n for n, _ in members]))
+    if all(r.evaluation is not None for r in runs):
+        y = test_labels(len(runs[0].evaluation.test_pred))
+        for g in groups:
+            g.correct = torch.stack([torch.tensor(e.test_pred) == y for e in g.evals])
+    return groups
+
+
+def mcnemar_pairs(groups: list[Group]) -> list[Pair]:
+    """Every pair of runs, seeds of one preset included."""
+    flat = [(g.preset, n, c) for g in groups if g.correct is not None for n, c in zip(g.names, g.correct)]
+    pairs = []
+    for i in range(len(flat)):
+        for j in range(i + 1, len(flat)):
+            (pa, na, ca), (pb, nb, cb) = flat[i], flat[j]
+            t = mcnemar(ca, cb)
+            pairs.append(Pair(na, nb, pa, pb, t["a_only"], t["b_only"], t["p_value"]))
+    return pairs
+
+
+def mcnemar_matrix(groups: list[Group], pairs: list[Pair]) -> dict[tuple[str, str], tuple[float, int, int]]:
+    """(preset A, preset B) -> (largest p over their seed pairs, pairs that differ at p < 0.05, pairs)."""
+    out = {}
+    for ga in groups:
+        for gb in groups:
+            ps = [p.p for p in pairs if {p.preset_a, p.preset_b} == {ga.preset, gb.preset}]
+            if ps:
+                out[(ga.preset, gb.preset)] = (max(ps), sum(p < 0.05 for p in ps), len(ps))
+    return out
+
+
+def headline(groups: list[Group], matrix: dict) -> list[str]:
+    """One sentence per step from a preset to the next (stage order), then the best preset's accuracy."""
+    lines = []
+    for prev, g in zip(groups, groups[1:]):
+        diff = 100 * (statistics.fmean(g.accs) - statistics.fmean(prev.accs))
+        ratio = statistics.fmean(g.walls) / max(1e-9, statistics.fmean(prev.walls))
+        evidence = ""
+        if g.correct is not None and prev.correct is not None:
+            _, lo, hi = bootstrap_accuracy(g.correct, prev.correct)
+            p_max, n_diff, n = matrix[(prev.preset, g.preset)]
+            if n_diff == n:
+                test = f"McNemar p ≤ {p_value_cell(p_max)} for every one of the {n} seed pairs"
+            else:
+                test = f"McNemar p < 0.05 in {n_diff} of {n} seed pairs, largest p {p_value_cell(p_max)}"
+            evidence = f" (95% CI of the difference {100 * lo:+.2f} to {100 * hi:+.2f}; {test})"
+        verb = "beats" if diff > 0 else "trails"
+        lines.append(
+            f"{g.preset} {verb} {prev.preset} by {abs(diff):.2f} points{evidence}, at {ratio:.2f}× the wall time."
+        )
+    best = max(groups, key=lambda g: statistics.fmean(g.accs))
+    mean = 100 * statistics.fmean(best.accs)
+    ci = ""
+    if best.correct is not None:
+        _, lo, hi = bootstrap_accuracy(best.correct)
+        ci = f"; 95% CI {100 * lo:.2f}-{100 * hi:.2f}%"
+    seeds = f"mean of {len(best.accs)} seeds" if len(best.accs) > 1 else "one run"
+    lines.append(f"Best model: {best.preset}, {mean:.2f}% test accuracy ({seeds}{ci}).")
+    return lines
+
+
+def accuracy_drops(groups: list[Group], severity: int = SEVERITY) -> tuple[list[str], list[str], list[list[float]]]:
+    """(presets, corruptions, drop in points per preset and corruption at `severity`, mean over seeds)."""
+    rob = [(g.preset, [e.robustness for e in g.evals if e.robustness]) for g in groups]
+    rob = [(p, rs) for p, rs in rob if rs]
+    if not rob:
+        return [], [], []
+    corruptions = list(rob[0][1][0]["per_corruption"])
+    drops = [
+        [
+            100 * statistics.fmean(r["clean_acc_same_images"] - r["per_corruption"][c][severity - 1] for r in rs)
+            for c in corruptions
+        ]
+        for _, rs in rob
+    ]
+    return [p for p, _ in rob], corruptions, drops
+
+
+def ablation_effects(ablation: list[AblationRow]) -> list[tuple[str, str, int, float, float, float | None]]:
+    """(variant, what is removed, runs, mean accuracy, mean minus the full recipe's, std over runs or None),
+    several rows of one variant (seeds) pooled."""
+    by_variant: dict[str, list[AblationRow]] = {}
+    for r in ablation:
+        by_variant.setdefault(r.variant, []).append(r)
+    full = statistics.fmean(r.test_acc for r in by_variant["full"])
+    out = []
+    for variant, rows in by_variant.items():
+        accs = [r.test_acc for r in rows]
+        sd = statistics.stdev(accs) if len(accs) > 1 else None
+        out.append((variant, rows[0].removed, len(rows), statistics.fmean(accs), statistics.fmean(accs) - full, sd))
+    return out
+
+
+def check_ablation(ablation: list[AblationRow]) -> None:
+    if not any(r.variant == "full" for r in ablation):
+        raise UserError("the ablation has no 'full' row to compare with: run `cifarlab ablate` with the full "
+                        "recipe (or --full RUN_DIR)")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- the sections
+def _run_sections(groups: list[Group], sections: list, md: list) -> None:
+    pairs = mcnemar_pairs(groups)
+    matrix = mcnemar_matrix(groups, pairs)
+    lines = headline(groups, matrix)
+    sections.append(("Headline", "<ul class='headline'>" + "".join(f"<li>{html.escape(s)}</li>" for s in lines)
+                     + "</ul>", []))  # fmt: skip
+    md += ["## Headline", "", *[f"- {s}" for s in lines], ""]
+    gain = stage_gain_figure([(g.preset, g.accs, g.walls) for g in groups])
+    sections.append(("Stage gain", "", [fig_png(gain)]))
+    header, rows = _runs_table(groups)
     sections.append(("Runs", _html_table(header, rows), []))
     md += ["## Runs", "", _md_table(header, rows), ""]
-    curves = learning_curves_figure([(n, [vars(m) for m in r.metrics]) for n, r in zip(names, runs)])
+    curves = learning_curves_figure([(g.preset, [[vars(m) for m in r.metrics] for r in g.runs]) for g in groups])
     sections.append(("Learning curves", "", [fig_png(curves)]))
-    evals = [(n, r.evaluation) for n, r in zip(names, runs) if r.evaluation]
-    if evals:
-        n_test = len(evals[0][1].test_pred)
-        labels = lambda: _test_labels(data_path or recorded_source(runs[0].dir), n_test)  # noqa: E731
-        _evaluation_sections(evals, labels, sections, md)
+    evaluated = [g for g in groups if g.evals]
+    if evaluated:
+        _per_class_section(evaluated, sections, md)
+        _mcnemar_section(groups, pairs, matrix, sections, md)
+        _robustness_section(evaluated, sections, md)
+        _calibration_section(evaluated, sections, md)
+
+
+def _runs_table(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
+    """One row per preset: mean ± std of test accuracy over its runs, and what they cost."""
+    rows = []
+    for g in groups:
+        s0 = g.runs[0].summary
+        ci = "-"
+        if g.correct is not None:
+            _, lo, hi = bootstrap_accuracy(g.correct)
+            ci = f"{100 * lo:.2f}-{100 * hi:.2f}%"
+        rows.append([
+            g.preset, str(len(g.runs)), accuracy_cell(*mean_std(g.accs), len(g.accs)), ci,
+            _seconds(statistics.fmean(g.walls)), f"{statistics.fmean(r.summary.train_img_per_s for r in g.runs):.0f}",
+            f"{s0.params / 1e6:.2f}M", f"{s0.flops_per_image / 1e6:.0f}", s0.tta, s0.device,
+        ])  # fmt: skip
+    header = ["preset", "runs", "test acc (mean ± std)", "95% CI", "wall time", "train img/s", "params",
+              "MFLOPs/img", "TTA", "device"]  # fmt: skip
+    return header, rows
+
+
+def _per_class_section(groups: list[Group], sections: list, md: list) -> None:
+    classes = list(groups[0].evals[0].per_class_acc)
+    stats = []
+    for g in groups:
+        per = {c: [e.per_class_acc[c] for e in g.evals] for c in classes}
+        stats.append((g.preset, {c: statistics.fmean(v) for c, v in per.items()},
+                      {c: statistics.stdev(v) if len(v) > 1 else 0.0 for c, v in per.items()}))  # fmt: skip
+    header = ["class"] + [p for p, _, _ in stats]
+    rows = [[c] + [f"{100 * m[c]:.1f}%" for _, m, _ in stats] for c in classes]
+    sections.append(("Per-class accuracy", _details("the numbers", _html_table(header, rows)),
+                     [fig_png(per_class_figure(stats, classes))]))  # fmt: skip
+    md += ["## Per-class accuracy (mean over seeds)", "", _md_table(header, rows), ""]
+
+
+def _mcnemar_section(groups: list[Group], pairs: list[Pair], matrix: dict, sections: list, md: list) -> None:
+    presets = [g.preset for g in groups if g.correct is not None]
+    header = ["preset"] + presets
+    rows = [[a] + [_matrix_cell(matrix.get((a, b))) for b in presets] for a in presets]
+    intro = (
+        "<p>Each cell: the largest McNemar p-value over the seed pairs of the two presets, and how many of "
+        "those pairs differ at p &lt; 0.05. The diagonal compares a preset's seeds with each other.</p>"
+    )
+    pair_header = ["model A", "model B", "only A right", "only B right", "p-value", "differ (p<0.05)"]
+    pair_rows = [[p.a, p.b, str(p.a_only), str(p.b_only), p_value_cell(p.p), "yes" if p.p < 0.05 else "no"]
+                 for p in pairs]  # fmt: skip
+    body = intro + _html_table(header, rows) if pairs else "<p>one model only</p>"
+    if pairs:
+        body += _details(f"all {len(pairs)} pairs", _html_table(pair_header, pair_rows))
+    sections.append(("McNemar tests", body, []))
+    md += ["## McNemar tests (largest p over seed pairs; pairs differing at p < 0.05)", ""]
+    md += [_md_table(header, rows) if pairs else "one model only", ""]
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.0f} s" if s >= 100 else f"{s:.1f} s"
+
+
+def _matrix_cell(cell) -> str:
+    if cell is None:
+        return "-"
+    p_max, n_diff, n = cell
+    return f"p ≤ {p_value_cell(p_max)}; {n_diff}/{n} differ"
+
+
+def _robustness_section(groups: list[Group], sections: list, md: list) -> None:
+    presets, corruptions, drops = accuracy_drops(groups)
+    if not presets:
+        return
+    figs = [fig_png(drop_heatmap_figure(presets, corruptions, drops, SEVERITY))]
+    robs = [(g.preset, [e.robustness for e in g.evals if e.robustness]) for g in groups]
+    figs.append(fig_png(robustness_groups_figure([(p, rs) for p, rs in robs if rs])))
+    worst = [f"{p}: {corruptions[max(range(len(d)), key=d.__getitem__)]}" for p, d in zip(presets, drops)]
+    header = ["preset", "mean corruption acc", "clean acc (same images, one view)"]
+    rows = [
+        [p, f"{100 * statistics.fmean(r['mean_corruption_acc'] for r in rs):.2f}%",
+         f"{100 * statistics.fmean(r['clean_acc_same_images'] for r in rs):.2f}%"]
+        for p, rs in robs if rs
+    ]  # fmt: skip
+    drop_header = ["preset"] + corruptions
+    drop_rows = [[p] + [f"{v:.1f}" for v in d] for p, d in zip(presets, drops)]
+    text = f"<p>Hurts most at severity {SEVERITY}: {html.escape('; '.join(worst))}.</p>"
+    sections.append(("Robustness", text + _html_table(header, rows), figs))
+    md += ["## Robustness", "", _md_table(header, rows), "",
+           f"Accuracy drop at severity {SEVERITY} (points, clean minus corrupted):", "",
+           _md_table(drop_header, drop_rows), ""]  # fmt: skip
+
+
+def _calibration_section(groups: list[Group], sections: list, md: list) -> None:
+    header = ["preset", "ECE", "temperature T (fitted on val)", "ECE at T"]
+    rows, panels = [], []
+    for g in groups:
+        ts = [e.temperature_scaling for e in g.evals if e.temperature_scaling]
+        ece = statistics.fmean(e.calibration["ece"] for e in g.evals)
+        cells = ["-", "-"]
+        if ts:
+            cells = [f"{statistics.fmean(t['temperature'] for t in ts):.3f}",
+                     f"{100 * statistics.fmean(t['ece'] for t in ts):.2f}%"]  # fmt: skip
+        rows.append([g.preset, f"{100 * ece:.2f}%", *cells])
+        panels.append((g.preset, [e.calibration for e in g.evals], [t for t in ts if "bins" in t]))
+    figs = [fig_png(reliability_panels_figure(panels))]
+    sections.append(("Calibration", _html_table(header, rows), figs))
+    md += ["## Calibration (mean over seeds)", "", _md_table(header, rows), ""]
+
+
+def _ablation_section(ablation: list[AblationRow], sections: list, md: list) -> None:
+    effects = ablation_effects(ablation)
+    header = ["variant", "removed", "runs", "test acc", "Δ vs full (points)"]
+    rows = [[v, what, str(n), f"{100 * acc:.2f}%", f"{100 * d:+.2f}" + (f" ± {100 * sd:.2f}" if sd else "")]
+            for v, what, n, acc, d, sd in effects]  # fmt: skip
+    bars = [(what, 100 * d, 100 * sd if sd else None) for v, what, _, _, d, sd in effects if v != "full"]
+    figs = [fig_png(ablation_figure(bars))] if bars else []
+    sections.append(("Ablation", _html_table(header, rows), figs))
+    md += ["## Ablation (one technique removed at a time)", "", _md_table(header, rows), ""]
 
 
 def _study_section(study, sections: list, md: list) -> None:
@@ -87,100 +371,20 @@ def _study_section(study, sections: list, md: list) -> None:
     md += [f"## Study {study.study_name}", "", _md_table(header, rows), ""]
 
 
-def _runs_table(runs: list[RunFiles]) -> tuple[list[str], list[list[str]]]:
-    """One row per preset: mean ± std of test accuracy over its runs."""
-    groups = defaultdict(list)
-    for r in runs:
-        groups[r.summary.preset].append(r.summary)
-    rows = []
-    for preset, ss in groups.items():
-        accs = [s.test_acc for s in ss]
-        s0 = ss[0]
-        rows.append(
-            [
-                preset,
-                str(len(ss)),
-                accuracy_cell(*mean_std(accs), len(accs)),
-                f"{statistics.fmean(s.wall_time_s for s in ss):.0f} s",
-                f"{s0.params / 1e6:.2f}M",
-                f"{s0.flops_per_image / 1e6:.0f}",
-                s0.tta,
-                s0.device,
-            ]
-        )
-    return ["preset", "runs", "test acc (mean ± std)", "wall time", "params", "MFLOPs/img", "TTA", "device"], rows
-
-
-def _evaluation_sections(evals, test_labels, sections: list, md: list) -> None:
-    classes = list(evals[0][1].per_class_acc)
-    sections.append(
-        ("Per-class accuracy", "", [fig_png(per_class_figure([(n, e.per_class_acc) for n, e in evals], classes))])
-    )
-    pc_rows = [[c] + [f"{100 * e.per_class_acc[c]:.1f}%" for _, e in evals] for c in classes]
-    md += ["## Per-class accuracy", "", _md_table(["class"] + [n for n, _ in evals], pc_rows), ""]
-    mc_rows = []
-    for i in range(len(evals)):
-        for j in range(i + 1, len(evals)):
-            (na, ea), (nb, eb) = evals[i], evals[j]
-            y = test_labels()
-            t = mcnemar(torch.tensor(ea.test_pred) == y, torch.tensor(eb.test_pred) == y)
-            mc_rows.append(
-                [
-                    na,
-                    nb,
-                    str(t["a_only"]),
-                    str(t["b_only"]),
-                    p_value_cell(t["p_value"]),
-                    "yes" if t["p_value"] < 0.05 else "no",
-                ]
-            )
-    mc_header = ["model A", "model B", "only A right", "only B right", "p-value", "differ (p<0.05)"]
-    sections.append(("McNemar tests", _html_table(mc_header, mc_rows) if mc_rows else "<p>one model only</p>", []))
-    md += ["## McNemar tests", "", _md_table(mc_header, mc_rows) if mc_rows else "one model only", ""]
-    robs = [(n, e.robustness) for n, e in evals if e.robustness]
-    if robs:
-        rob_header = ["model", "mean corruption acc", "clean acc (same images, one view)"]
-        rob_rows = [
-            [n, f"{100 * r['mean_corruption_acc']:.2f}%", f"{100 * r['clean_acc_same_images']:.2f}%"] for n, r in robs
-        ]
-        sections.append(("Robustness", _html_table(rob_header, rob_rows), [fig_png(robustness_figure(robs))]))
-        md += ["## Robustness", "", _md_table(rob_header, rob_rows), ""]
-    cal_header = ["model", "ECE", "temperature T (fitted on val)", "ECE at T"]
-    cal_rows = [[n, f"{100 * e.calibration['ece']:.2f}%", *_temperature_cells(e.temperature_scaling)] for n, e in evals]
-    sections.append(
-        (
-            "Calibration",
-            _html_table(cal_header, cal_rows),
-            [fig_png(reliability_figure([(n, e.calibration) for n, e in evals]))],
-        )
-    )
-    md += ["## Calibration", "", _md_table(cal_header, cal_rows), ""]
-
-
-def _ablation_section(ablation: list[AblationRow], sections: list, md: list) -> None:
-    header = ["variant", "removed", "test acc", "Δ vs full"]
-    full = next((a.test_acc for a in ablation if a.removed == "nothing"), None)
-    rows = [
-        [
-            a.variant,
-            a.removed,
-            f"{100 * a.test_acc:.2f}%",
-            f"{100 * (a.test_acc - full):+.2f}" if full is not None else "-",
-        ]
-        for a in ablation
-    ]
-    sections.append(("Ablation", _html_table(header, rows), []))
-    md += ["## Ablation (one technique removed at a time)", "", _md_table(header, rows), ""]
-
-
+# ------------------------------------------------------------------------------------ the files
 def report(runs_dir: Path, out: Path, data_path: str | None = None, study=None) -> tuple[Path, Path, int]:
     """compare() over every finished run under a folder (search trials left out: they have no test accuracy),
-    with its ablation/ablation.json if there is one."""
+    with its ablation/ablation.json if there is one (its variants are not runs of the comparison)."""
     root = Path(runs_dir)
-    runs = sorted(p.parent for p in root.glob("**/summary.json") if read_summary(p.parent).test_acc is not None)
+    ablation_dir = root / "ablation"
+    runs = sorted(
+        p.parent
+        for p in root.glob("**/summary.json")
+        if ablation_dir not in p.parents and read_summary(p.parent).test_acc is not None
+    )
     if not runs and study is None:
         raise UserError(f"no finished runs (summary.json) under {root}")
-    ablation_file = root / "ablation" / "ablation.json"
+    ablation_file = ablation_dir / "ablation.json"
     ablation = read_ablation(ablation_file) if ablation_file.exists() else None
     return (*compare(runs, writable_dir(out), data_path, ablation=ablation, study=study), len(runs))
 
@@ -219,34 +423,50 @@ def _test_labels(data_path, n) -> torch.Tensor:
 
 
 def _md_table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def _temperature_cells(t: dict | None) -> list[str]:
-    return [f"{t['temperature']:.3f}", f"{100 * t['ece']:.2f}%"] if t else ["-", "-"]
+_NUMERIC = re.compile(r"^[-+−]?[\d.]+|^p ≤|^< ")
 
 
 def _html_table(header, rows) -> str:
+    """Numbers (and their units) right-aligned, words left-aligned."""
     th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    cell = lambda c: f"<td class='num'>{html.escape(c)}</td>" if _NUMERIC.match(c) else f"<td>{html.escape(c)}</td>"  # noqa: E731
+    trs = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
 
 
+def _details(summary: str, inner: str) -> str:
+    return f"<details><summary>{html.escape(summary)}</summary>{inner}</details>"
+
+
+def _section_id(title: str) -> str:
+    return title.lower().replace(" ", "-")
+
+
 def _html_page(sections) -> str:
+    toc = "".join(f"<li><a href='#{_section_id(t)}'>{html.escape(t)}</a></li>" for t, _, _ in sections)
     body = []
     for title, inner, figs in sections:
-        sid = title.lower().replace(" ", "-")
         imgs = "".join(
             f'<img alt="{html.escape(title)}" src="data:image/png;base64,{base64.b64encode(f).decode()}">' for f in figs
         )
-        body.append(f'<section id="{sid}"><h2>{html.escape(title)}</h2>{inner}{imgs}</section>')
+        body.append(f'<section id="{_section_id(title)}"><h2>{html.escape(title)}</h2>{inner}{imgs}</section>')
     style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "th{background:#f3f3f3}img{max-width:100%;display:block;margin:1em 0}"
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;"
+        "line-height:1.45}h1{margin-bottom:.2em}nav ol{columns:3;padding-left:1.2em}"
+        ".headline{font-size:1.1em;background:#f6f8fa;border-left:4px solid #55a868;padding:.6em 1em .6em 2em}"
+        "table{border-collapse:collapse;margin:1em 0;font-variant-numeric:tabular-nums}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}td.num{text-align:right;white-space:nowrap}"
+        "th{background:#f3f3f3}img{width:100%;min-width:600px;max-width:1000px;display:block;margin:1em 0}"
+        "details{margin:.5em 0}summary{cursor:pointer;color:#2a5db0}"
+        "@media print{body{max-width:none}section{break-inside:avoid}details{display:block}nav{display:none}"
+        "img{min-width:0}}"
     )
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>cifarlab report</title><style>{style}</style>"
-        f"</head><body><h1>cifarlab comparison report</h1>{''.join(body)}</body></html>\n"
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>cifarlab report</title>"
+        f"<style>{style}</style></head><body><h1>cifarlab comparison report</h1>"
+        f"<nav aria-label='contents'><ol>{toc}</ol></nav>{''.join(body)}</body></html>\n"
     )
