@@ -68,9 +68,13 @@ def test_predict_uses_the_runs_tta_or_the_one_asked(trained, tmp_path):
     gradient = torch.linspace(0, 255, 32).to(torch.uint8).expand(3, 32, 32).permute(1, 2, 0).contiguous().numpy()
     Image.fromarray(gradient).save(tmp_path / "b.png")  # not mirror-symmetric: the mirror view changes the logits
     paths = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    from cifarlab.hardware import autocast, select_precision
+
     net = Normalized(model_from_checkpoint(trained)[0]).eval()
     x = torch.stack([load_image(p) for p in paths]).float() / 255
-    with torch.no_grad():
+    cpu = torch.device("cpu")
+    dtype = select_precision(cpu, "auto")  # predict runs in the run's precision: bf16 where the CPU has it
+    with torch.no_grad(), autocast(cpu, dtype):
         plain = net(x).softmax(-1)
         flip = (0.5 * F.log_softmax(net(x), -1) + 0.5 * F.log_softmax(net(x.flip(-1)), -1)).softmax(-1)
     assert not torch.allclose(plain[1], flip[1], atol=1e-4)
@@ -83,7 +87,7 @@ def test_predict_uses_the_runs_tta_or_the_one_asked(trained, tmp_path):
             for c, prob in zip(
                 ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"), row.tolist()
             ):
-                assert got[c] == pytest.approx(prob, abs=1e-4)
+                assert got[c] == pytest.approx(prob, abs=1e-4 if dtype == torch.float32 else 3e-3)
 
 
 def test_predict_applies_the_temperature_evaluate_fitted(trained, tmp_path, capsys):
@@ -125,3 +129,24 @@ def test_predict_refuses_folders_truncated_files_bombs_and_bad_top(trained, tmp_
     assert f"{tmp_path}: is a folder" in err and "Traceback" not in err
     assert main(["predict", str(trained), str(tmp_path / "a.jpg"), "--top", "0"]) == 2
     assert "--top must be at least 1" in capsys.readouterr().err
+
+
+def test_predict_runs_in_the_runs_precision_in_passes(trained, tmp_path, monkeypatch):
+    """predict infers in the precision the run trained in (bf16 where the device has it), channels-last, in
+    passes of `chunk` images, with the run's (or the asked) selective-TTA fraction."""
+    from cifarlab.commands import predict as mod
+
+    calls = []
+    real = mod.infer_tta
+    monkeypatch.setattr(mod, "select_precision", lambda dev, asked: torch.bfloat16)
+    monkeypatch.setattr(mod, "infer_tta", lambda net, x, dtype, tta, frac: calls.append((len(x), dtype, frac,
+                        x.is_contiguous(memory_format=torch.channels_last))) or real(net, x, dtype, tta, frac))  # fmt: skip
+    paths = []
+    for i in range(5):
+        Image.new("RGB", (32, 32), (40 * i, 30, 30)).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    results, errors = mod.predict(str(trained), paths, chunk=2, tta="flip", tta_fraction=0.5)
+    assert not errors and len(results) == 5
+    assert calls == [(2, torch.bfloat16, 0.5, True), (2, torch.bfloat16, 0.5, True), (1, torch.bfloat16, 0.5, True)]
+    probs = [[t["prob"] for t in r["top"]] for r in results]
+    assert all(len(p) == 3 and p == sorted(p, reverse=True) and 0 <= p[-1] <= p[0] <= 1 for p in probs)
