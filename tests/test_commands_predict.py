@@ -139,8 +139,12 @@ def test_predict_runs_in_the_runs_precision_in_passes(trained, tmp_path, monkeyp
     calls = []
     real = mod.infer_tta
     monkeypatch.setattr(mod, "select_precision", lambda dev, asked: torch.bfloat16)
-    monkeypatch.setattr(mod, "infer_tta", lambda net, x, dtype, tta, frac: calls.append((len(x), dtype, frac,
-                        x.is_contiguous(memory_format=torch.channels_last))) or real(net, x, dtype, tta, frac))  # fmt: skip
+
+    def spy(net, x, dtype, tta, frac):
+        calls.append((len(x), dtype, frac, x.is_contiguous(memory_format=torch.channels_last)))
+        return real(net, x, dtype, tta, frac)
+
+    monkeypatch.setattr(mod, "infer_tta", spy)
     paths = []
     for i in range(5):
         Image.new("RGB", (32, 32), (40 * i, 30, 30)).save(tmp_path / f"{i}.png")
