@@ -48,7 +48,8 @@ results: setup
 # evaluated are not evaluated again).
 report: setup
 	$(VENV)/bin/cifarlab compare $(wildcard results/runs/*-baseline) $(wildcard results/runs/*-intermediate) \
-	  $(wildcard results/runs/*-advanced) --out results/report
+	  $(wildcard results/runs/*-advanced) --out results/report \
+	  $(if $(wildcard results/runs/ablation/ablation.json),--ablation results/runs/ablation/ablation.json,)
 
 clean:
 	rm -rf $(VENV) runs

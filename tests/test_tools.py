@@ -58,3 +58,17 @@ def test_readme_table_script_writes_the_table(tmp_path):
         and bad.stderr.startswith("error: cannot read bench result")
         and "Traceback" not in bad.stderr
     )
+
+
+def test_selective_tta_tool(two_runs, tiny_data, tmp_path):
+    from selective_tta import main
+
+    out = tmp_path / "tta.json"
+    assert main([str(two_runs[1]), "--fractions", "1", "0.25", "--data", str(tiny_data), "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["tta"], r["fraction"]) for r in rows] == [
+        ("none", 1.0),
+        ("flip_translate", 1.0),
+        ("flip_translate", 0.25),
+    ]
+    assert all(0 <= r["test_acc"] <= 1 and r["seconds"] >= 0 for r in rows)
