@@ -218,3 +218,18 @@ def test_whitening_fit_images_is_the_sample_it_asks_for():
     assert net.data_sample == 1000
     with pytest.raises(ConfigError, match="fit_images is for a whiten stem"):
         build_model({**spec, "stem": {"type": "conv", "fit_images": 1000}})
+
+
+def test_bn_stats_frozen_keeps_running_statistics():
+    from cifarlab.models import bn_stats_frozen
+
+    net = build_model(load_preset("advanced").model).train()
+    net.fit_to_data(torch.randn(64, 3, 32, 32))
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before, momentum = bn.running_mean.clone(), bn.momentum
+    with torch.no_grad(), bn_stats_frozen(net):
+        net(torch.randn(8, 3, 32, 32) + 3)
+    assert torch.equal(bn.running_mean, before) and bn.momentum == momentum
+    with torch.no_grad():
+        net(torch.randn(8, 3, 32, 32) + 3)
+    assert not torch.equal(bn.running_mean, before)

@@ -43,7 +43,7 @@ from .hardware import (
 )
 from .inference import predict_logits
 from .metrics import accuracy
-from .models import build_model, count_flops, count_params
+from .models import bn_stats_frozen, build_model, count_flops, count_params
 from .optim import Lookahead, lr_factor, make_optimizer, set_lr
 from .rundir import EpochRecord, Summary, recorded_source, write_metrics, write_summary
 
@@ -339,8 +339,9 @@ class Trainer:
     @torch.no_grad()
     def _score(self, x: torch.Tensor, y: torch.Tensor):
         """Hard-example selection: one gradient-free pass over the batch; ((its mean loss, correct), the
-        indices of its highest-loss share), so the logged loss stays the whole batch's."""
-        with autocast(self.device, self.dtype):
+        indices of its highest-loss share), so the logged loss stays the whole batch's. BN running statistics
+        are not updated by this pass: only the trained images count."""
+        with autocast(self.device, self.dtype), bn_stats_frozen(self.model):
             logits = torch.cat([self.net(part).float() for part in x.split(self.micro_batch or len(x))])
         losses = F.cross_entropy(logits, y, label_smoothing=self.cfg.loss.label_smoothing, reduction="none")
         return (losses.mean(), (logits.argmax(-1) == y).sum()), hardest(losses, self.cfg.train.select_fraction)

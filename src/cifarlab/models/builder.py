@@ -17,6 +17,7 @@ block of the stage.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import torch
@@ -249,6 +250,21 @@ def _check_keys(d: dict, valid: set, where: str, defaults: dict | None = None) -
     if unknown:
         src = " (from model.defaults)" if defaults and unknown[0] in defaults else ""
         raise ConfigError(f"unknown key '{unknown[0]}' in {where}{src}: valid keys are {', '.join(sorted(valid))}")
+
+
+@contextlib.contextmanager
+def bn_stats_frozen(model: nn.Module):
+    """Batch norm still normalizes with batch statistics but leaves its running ones as they are (momentum 0),
+    e.g. for a scoring pass that must not count as a training batch."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
 
 
 def count_params(model: nn.Module) -> int:
