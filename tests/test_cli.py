@@ -202,8 +202,11 @@ def test_ablate_compare_report_cli(tiny_data, tmp_path, capsys, data_only_from_r
     )
     html = (tmp_path / "rep" / "report.html").read_text()
     assert 'id="ablation"' in html and "no_dropout" in html
-    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep2")]) == 0  # runs say where their data is
+    assert main(["report", str(out), "--out", str(tmp_path / "rep2")]) == 0  # runs say where their data is
     assert "(2 runs)" in capsys.readouterr().out
+    # under a folder, DIR/ablation holds the ablation, not runs to compare
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep3")]) == 1
+    assert "no finished runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
