@@ -47,7 +47,7 @@ def test_robustness_clean_reference_is_one_view_like_the_corrupted_images(two_ru
 
     real = ev.predict_logits
 
-    def tta_always_wrong(model, loader, dtype=None, tta="none"):
+    def tta_always_wrong(model, loader, dtype=None, tta="none", fraction=1.0):
         logits, y = real(model, loader, dtype, "none")
         if tta != "none":  # make the TTA views disagree with the single view, so a mix-up shows
             logits = torch.nn.functional.one_hot((y + 1) % 10, 10).float()

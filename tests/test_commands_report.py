@@ -140,7 +140,7 @@ def test_compare_ablation_alone_and_malformed_ablation(tmp_path, capsys):
         assert msg in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_report_leaves_the_ablation_variants_out(stage_runs, tmp_path):
+def test_report_leaves_the_ablation_variants_out(stage_runs, tiny_data, tmp_path):
     """`cifarlab report DIR` compares the runs under DIR and shows DIR/ablation/ablation.json as the ablation;
     the variant runs under DIR/ablation are not presets of the comparison."""
     from cifarlab.commands.report import report
@@ -151,7 +151,7 @@ def test_report_leaves_the_ablation_variants_out(stage_runs, tmp_path):
     shutil.copytree(stage_runs[2], root / "ablation" / stage_runs[2].name)
     (root / "ablation" / "ablation.json").write_text(json.dumps([{"variant": "full", "removed": "nothing",
                                                                   "test_acc": 0.5}]))  # fmt: skip
-    _, md_path, n = report(root, tmp_path / "out")
+    _, md_path, n = report(root, tmp_path / "out", str(tiny_data))
     assert n == 2 and "| intermediate |" not in md_path.read_text() and "## Ablation" in md_path.read_text()
     with pytest.raises(UserError, match="no finished runs"):
         report(tmp_path / "empty", tmp_path / "out")
