@@ -161,7 +161,7 @@ def headline(groups: list[Group], matrix: dict) -> list[str]:
             _, lo, hi = bootstrap_accuracy(g.correct, prev.correct)
             p_max, n_diff, n = matrix[(prev.preset, g.preset)]
             if n_diff == n:
-                test = f"McNemar p ≤ {p_value_cell(p_max)} for every one of the {n} seed pairs"
+                test = f"McNemar {_p_bound(p_max)} for every one of the {n} seed pairs"
             else:
                 test = f"McNemar p < 0.05 in {n_diff} of {n} seed pairs, largest p {p_value_cell(p_max)}"
             evidence = f" (95% CI of the difference {100 * lo:+.2f} to {100 * hi:+.2f}; {test})"
@@ -301,7 +301,13 @@ def _matrix_cell(cell) -> str:
     if cell is None:
         return "-"
     p_max, n_diff, n = cell
-    return f"p ≤ {p_value_cell(p_max)}; {n_diff}/{n} differ"
+    return f"{_p_bound(p_max)}; {n_diff}/{n} differ"
+
+
+def _p_bound(p: float) -> str:
+    """'p ≤ 0.0137', or 'p < 1e-300' where the p-value is below what a float shows."""
+    cell = p_value_cell(p)
+    return f"p {cell}" if cell.startswith("<") else f"p ≤ {cell}"
 
 
 def _robustness_section(groups: list[Group], sections: list, md: list) -> None:
@@ -427,7 +433,7 @@ def _md_table(header, rows) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-_NUMERIC = re.compile(r"^[-+−]?[\d.]+|^p ≤|^< ")
+_NUMERIC = re.compile(r"^[-+−]?[\d.]+|^p [≤<]|^< ")
 
 
 def _html_table(header, rows) -> str:
