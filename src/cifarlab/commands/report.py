@@ -294,7 +294,7 @@ def _mcnemar_section(groups: list[Group], pairs: list[Pair], matrix: dict, secti
 
 
 def _seconds(s: float) -> str:
-    return f"{s:.0f} s" if s >= 100 else f"{s:.1f} s"
+    return f"{s:.0f} s" if s >= 100 else f"{s:.1f} s" if s >= 10 else f"{s:.2f} s"  # three figures either way
 
 
 def _matrix_cell(cell) -> str:
