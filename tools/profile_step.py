@@ -1,6 +1,7 @@
 """Where a training step's time goes: phases timed with the clock, then operators grouped by what they are.
 
     python tools/profile_step.py advanced --steps 12 --out results/levers/step_profile.json
+    python tools/profile_step.py advanced --warmup 8 --set model.freeze.at=0.01 --set model.freeze.layers=2
 
 Builds the preset's Trainer as `cifarlab train` does (data, whitening, optimizer), warms up a few steps, then
 times the phases of each step (batch and augmentation, forward and backward, optimizer with Newton-Schulz,
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from torch.profiler import ProfilerActivity, profile
 
-from cifarlab.config import load_preset
+from cifarlab.config import apply_overrides, load_preset
 from cifarlab.optim import lr_factor, set_lr
 from cifarlab.train import build_run
 
@@ -87,10 +88,11 @@ def main(argv=None) -> int:
     p.add_argument("preset", nargs="?", default="advanced")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--warmup", type=int, default=4)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--data")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    cfg = load_preset(args.preset)
+    cfg = apply_overrides(load_preset(args.preset), args.set)
     with tempfile.TemporaryDirectory() as tmp:
         t = build_run(cfg, out=tmp, data_path=args.data)
         t.model.train()
@@ -106,6 +108,7 @@ def main(argv=None) -> int:
     batch = cfg.data.batch_size
     result = {
         "preset": args.preset,
+        "overrides": args.set,
         "device": str(t.device),
         "dtype": str(t.dtype),
         "batch_size": batch,
