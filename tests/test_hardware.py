@@ -87,5 +87,5 @@ def test_freed_memory_is_reused_without_page_faults():
 
     default, tuned = activations_faulted_per_step("default"), activations_faulted_per_step("tuned")
     assert default > 3, f"by default a step faulted {default:.2f} activations' worth of pages"
-    # an occasional growth of a fragmented heap may still fault a block, but not every step
-    assert tuned < 1, f"tuned, a step faulted {tuned:.2f} activations' worth of pages (default {default:.2f})"
+    # the bound the in-process test had (2 activations in 5 steps); fresh processes measured 0.0-0.2
+    assert tuned < 0.4, f"tuned, a step faulted {tuned:.2f} activations' worth of pages (default {default:.2f})"
