@@ -13,11 +13,28 @@ def test_tensorboard_tags(two_runs):
     }
     acc = EventAccumulator(str(event_dir), size_guidance={"images": 0}).Reload()
     scalars = set(acc.Tags()["scalars"])
-    assert {"epoch/train_loss", "epoch/val_acc", "epoch/lr", "epoch/img_per_s", "step/train_loss"} <= scalars
+    assert {"epoch/train_loss", "epoch/val_acc", "epoch/lr", "epoch/img_per_s", "step/epoch_mean_loss"} <= scalars
     assert {"test/sample_predictions", "test/confusion_matrix"} <= set(acc.Tags()["images"])
     assert len(acc.Scalars("epoch/val_acc")) == 2
     hp_files = list((two_runs[0] / "tensorboard").rglob("events.out.tfevents.*"))
     assert any(b"hparams" in f.read_bytes() or b"_hparams_" in f.read_bytes() for f in hp_files)
+
+
+def test_tensorboard_keeps_every_log_every_steps_of_each_epoch():
+    from types import SimpleNamespace
+
+    from cifarlab.callbacks import TensorBoardLogger
+
+    logged = []
+    tb = TensorBoardLogger()
+    tb.writer = SimpleNamespace(add_scalar=lambda tag, v, step: logged.append((tag, step)))
+    tb.every = 5
+    steps_per_epoch = 7  # not a multiple of log_every: the trainer emits at steps 5, 7 of each epoch
+    for epoch in range(2):
+        for in_epoch in (5, 7):
+            step = epoch * steps_per_epoch + in_epoch
+            tb.on_step_end(SimpleNamespace(step=step, step_in_epoch=in_epoch, loss=1.0, acc=0.5, lr=0.1))
+    assert [s for tag, s in logged if tag == "step/epoch_mean_loss"] == [5, 12]
 
 
 def test_curves_png_written(two_runs):

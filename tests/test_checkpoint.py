@@ -50,3 +50,16 @@ def test_truncated_checkpoint(tiny_cfg, tmp_path):
     (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 3])
     with pytest.raises(checkpoint.CheckpointError, match="not a readable checkpoint"):
         checkpoint.load(tmp_path / "cut.pt")
+
+
+def test_a_run_with_ema_is_served_with_the_weights_it_was_summarized_with(tiny_cfg, tmp_path):
+    from cifarlab.commands.evaluate import evaluate_run
+
+    run_dir, summary = train(tiny_cfg("baseline", "train.ema=0.5"), tmp_path)
+    raw = checkpoint.load(run_dir / "best.pt")
+    model, _, _ = checkpoint.model_from_checkpoint(run_dir)
+    served = model.state_dict()
+    assert all(torch.equal(served[k], v) for k, v in raw["ema"].items())
+    assert any(not torch.equal(served[k], v) for k, v in raw["model"].items())  # the raw weights differ
+    ev = evaluate_run(str(run_dir), robustness_n=0, write=False, figures=False, speed=False)
+    assert ev.test_acc == pytest.approx(summary.test_acc) and ev.test_loss == pytest.approx(summary.test_loss, abs=1e-4)

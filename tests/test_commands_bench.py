@@ -71,3 +71,43 @@ def test_bench_end_to_end(tiny_data, tmp_path):
 def _agg(summaries: list[dict]) -> dict:
     """aggregate() of summaries given as summary.json dicts, as the bench.json dict it writes."""
     return dataclasses.asdict(aggregate([summary_from_dict(s) for s in summaries]))
+
+
+def test_dev_bench_scores_on_validation_and_never_on_test(tiny_data, tmp_path):
+    from cifarlab.commands.bench import dev_bench, dev_compare
+
+    sets = [s for s in TINY if not s.startswith("data.val_size")] + [f"data.dir={tiny_data}", "train.epochs=1"]
+    # the tiny data has 500 training images: --dev's 5,000-image split is capped by the test below
+    import cifarlab.commands.bench as b
+
+    b_val = b.DEV_VAL_SIZE
+    b.DEV_VAL_SIZE = 100
+    try:
+        a = dev_bench("baseline", 2, sets, out=str(tmp_path), name="a", robust_n=20)
+        dev_bench("baseline", 2, sets + ["data.augment.corrupt=0.5", "data.augment.corrupt_ops=[noise]"],
+                  out=str(tmp_path), name="b", robust_n=20)  # fmt: skip
+        dev_bench("baseline", 1, sets, out=str(tmp_path), name="a", robust_n=20, first_seed=2)  # adds a seed
+    finally:
+        b.DEV_VAL_SIZE = b_val
+    saved = json.loads((tmp_path / "a.dev.json").read_text())
+    assert [r["seed"] for r in saved["runs"]] == [0, 1, 2] and len(a["runs"]) == 2
+    run = saved["runs"][0]
+    assert 0 <= run["val_acc"] <= 1 and run["robustness"]["n"] == 20 and run["seen_acc"] is None
+    summary = json.loads((tmp_path / run["run_dir"].split("/")[-1] / "summary.json").read_text())
+    assert summary["test_acc"] is None and summary["n_val"] == 100  # trained without the split, test never read
+    seen = json.loads((tmp_path / "b.dev.json").read_text())["runs"][0]
+    assert seen["robustness"]["seen"] == ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"]
+    text = dev_compare(str(tmp_path / "a.dev.json"), str(tmp_path / "b.dev.json"))
+    assert "a - b over 2 paired seeds" in text and "held_out_acc" in text and "95% CI" in text
+
+
+def test_paired_difference_matches_students_t():
+    from cifarlab.metrics import paired_difference
+
+    d = paired_difference([0.95, 0.94, 0.96, 0.95], [0.94, 0.94, 0.94, 0.93])
+    assert d["mean"] == pytest.approx(0.0125)
+    # sd of (0.01, 0, 0.02, 0.02) is 0.009574; t(3) 97.5% quantile 3.1824; t = 2.611, two-sided p 0.0796
+    assert d["ci95"][0] == pytest.approx(0.0125 - 3.1824 * 0.009574 / 2, abs=1e-5)
+    assert d["p"] == pytest.approx(0.0796, abs=1e-3)
+    with pytest.raises(ValueError):
+        paired_difference([0.9], [0.8])

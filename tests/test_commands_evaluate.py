@@ -31,9 +31,10 @@ def test_evaluation_json_and_figures(two_runs, tiny_data):
         "gaussian_blur",
         "contrast",
         "brightness",
-        "jpeg",
+        "jpeg_compression",
         "pixelate",
     }
+    assert len(ev["robustness"]["per_corruption"]) == 19 and ev["robustness"]["seen"] == []
     assert set(ev["inference_img_per_s"]) == {"1", "256"}
     figs = set(res.figures)
     assert {"confusion.png", "reliability.png", "confident_wrong.png", "gradcam.png", "robustness.png"} <= figs
@@ -66,3 +67,46 @@ def test_robustness_clean_reference_is_one_view_like_the_corrupted_images(two_ru
     assert res.test_acc == 0 and res.without_tta["test_acc"] > 0.3
     assert res.robustness["n"] == 100  # the whole tiny test set: both accuracies cover the same images
     assert res.robustness["clean_acc_same_images"] == pytest.approx(res.without_tta["test_acc"])
+
+
+def test_suite_narrowed_and_seen_families_apart(two_runs, tiny_data):
+    ev = evaluate_run(str(two_runs[0]), data_path=str(tiny_data), robustness_n=20, write=False, speed=False,
+                      corruptions=["fog", "contrast"], severities=[5, 1])  # fmt: skip
+    r = ev.robustness
+    assert list(r["per_corruption"]) == ["fog", "contrast"] and r["severities"] == [1, 5]
+    assert r["held_out_acc"] == pytest.approx(sum(r["per_corruption"]["fog"] + r["per_corruption"]["contrast"]) / 4)
+    assert r["seen_acc"] is None and r["source"].startswith("generated")
+
+
+def test_cifar10c_release_replaces_the_generated_images(two_runs, tiny_data, tmp_path):
+    import numpy as np
+
+    from cifarlab.data import load_cifar10
+
+    data = load_cifar10(tiny_data)
+    root = tmp_path / "CIFAR-10-C"
+    root.mkdir()
+    np.save(root / "labels.npy", np.tile(data.test_y.numpy().astype(np.uint8), 5))
+    clean = data.test_x.permute(0, 2, 3, 1).numpy()
+    np.save(root / "fog.npy", np.concatenate([clean] * 5))  # "corrupted" images that are the clean ones
+    ev = evaluate_run(str(two_runs[0]), data_path=str(tiny_data), robustness_n=100, write=False, speed=False,
+                      tta="none", cifar10c=str(root))  # fmt: skip
+    assert list(ev.robustness["per_corruption"]) == ["fog"]
+    assert ev.robustness["per_corruption"]["fog"] == [pytest.approx(ev.test_acc)] * 5
+    assert "release" in ev.robustness["source"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--corruptions", "fog,smoke"], "unknown corruption smoke"),
+        (["--severities", "0,3"], "--severities must be distinct values among 1-5"),
+        (["--cifar10c", "/nonexistent"], "no such folder"),
+    ],
+)
+def test_bad_suite_options_are_one_line(two_runs, tiny_data, capsys, args, message):
+    from cifarlab.cli import main
+
+    assert main(["evaluate", str(two_runs[0]), "--data", str(tiny_data), "--robustness-n", "10", *args]) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -1,6 +1,7 @@
 """Config: presets, --set, choices declared on the fields, keys of earlier versions, unknown keys."""
 
 import pytest
+import yaml
 
 from cifarlab import ConfigError
 
@@ -56,3 +57,27 @@ def test_choices_are_declared_on_the_fields():
     assert "muon" in choices("optim.name") and "fp16" in choices("runtime.precision")
     with pytest.raises(ConfigError, match="'schedule.name': 'cosin'; choose one of constant, step, cosine"):
         apply_overrides(load_preset("baseline"), ["schedule.name=cosin"])
+
+
+def _every_key():
+    from cifarlab.config import Config, flatten
+
+    return [k for k in flatten(Config().to_dict()) if not k.startswith(("model", "name", "description"))]
+
+
+@pytest.mark.parametrize("key", _every_key())
+def test_null_wrong_type_and_section_are_one_config_error_for_every_key(key):
+    from cifarlab.config import Config, apply_overrides, flatten, load_preset
+
+    cfg = load_preset("baseline")
+    default = flatten(Config().to_dict())[key]
+    bad = [{"a": 1}, [[1, 2]]] if isinstance(default, list) else [[1, 2], {"a": 1}]
+    if default is not None:
+        bad.append(None)
+    for value in bad:
+        with pytest.raises(ConfigError) as e:
+            apply_overrides(cfg, [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"])
+        assert key in str(e.value) and "\n" not in str(e.value)
+    section = key.split(".")[0]
+    with pytest.raises(ConfigError, match=f"'{section}' must be a mapping"):
+        apply_overrides(cfg, [f"{section}=3"])

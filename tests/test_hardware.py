@@ -13,6 +13,29 @@ def test_precision_selection():
         select_precision(cpu, "fp16")
 
 
+def test_cpu_auto_precision_takes_bf16_only_where_measured_faster(monkeypatch):
+    from cifarlab import hardware
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "_bf16_measured", {torch.get_num_threads(): False})
+    assert select_precision(cpu) is None  # advertises bf16, runs it slower: fp32
+    monkeypatch.setattr(hardware, "_bf16_measured", {torch.get_num_threads(): True})
+    assert select_precision(cpu) is torch.bfloat16
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    assert select_precision(cpu) is None  # emulated bf16 is never timed
+
+
+def test_bf16_timing_is_measured_once_per_thread_count(monkeypatch):
+    from cifarlab import hardware
+
+    monkeypatch.setattr(hardware, "_bf16_measured", {})
+    first = hardware.cpu_bf16_is_faster(repeats=1)
+    assert isinstance(first, bool) and hardware._bf16_measured == {torch.get_num_threads(): first}
+    hardware._bf16_measured[torch.get_num_threads()] = not first
+    assert hardware.cpu_bf16_is_faster() is (not first)  # cached: not timed again
+
+
 def test_cuda_precision_choice_without_a_gpu(monkeypatch):
     cuda = torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)

@@ -86,6 +86,49 @@ def test_whitening_stem_whitens():
     assert not stem.conv.weight.requires_grad
 
 
+def _direction_gains(stem) -> torch.Tensor:
+    """Each whitening filter's norm: how much the stem amplifies its patch direction."""
+    return stem.conv.weight[:12].flatten(1).norm(dim=1)
+
+
+def test_whitening_eps_bounds_the_gain_of_faint_directions():
+    torch.manual_seed(0)
+    imgs = torch.nn.functional.interpolate(torch.randn(64, 3, 8, 8), size=16, mode="bilinear")  # faint high freq
+    gains = {}
+    for eps in (5e-4, 0.1):
+        stem = WhiteningStem(24, 2, act="none", eps=eps)
+        stem.init_whitening(imgs)
+        gains[eps] = _direction_gains(stem)
+    assert gains[5e-4].max() > 2 * gains[0.1].max()  # the faintest direction is amplified far less
+    assert gains[0.1].max() <= 0.1**-0.5 + 1e-4  # at most 1/sqrt(eps)
+    rel = WhiteningStem(24, 2, act="none", eps=0.01, eps_relative=True)
+    rel.init_whitening(imgs)
+    patches = imgs.unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, 12)
+    top = torch.linalg.eigvalsh(torch.cov(patches.T)).max()
+    assert rel.conv.weight[:12].flatten(1).norm(dim=1).max() <= (0.01 * top) ** -0.5 * 1.01
+
+
+def test_contrast_norm_undoes_a_contrast_change():
+    torch.manual_seed(0)
+    imgs = torch.nn.functional.interpolate(torch.randn(32, 3, 8, 8), size=16, mode="bilinear")
+    stem = WhiteningStem(24, 2, act="none", contrast_norm=True)
+    stem.init_whitening(imgs)
+    mean = imgs.mean((2, 3), keepdim=True)
+    low = (imgs - mean) * 0.3 + mean  # CIFAR-10-C's contrast corruption, before clipping
+    assert torch.allclose(stem(low), stem(imgs), atol=1e-4)
+    plain = WhiteningStem(24, 2, act="none")
+    plain.init_whitening(imgs)
+    assert not torch.allclose(plain(low), plain(imgs), atol=1e-2)
+    assert "contrast_target" in stem.state_dict() and "contrast_target" not in plain.state_dict()  # old runs load
+
+
+def test_stem_options_are_checked():
+    with pytest.raises(ConfigError, match="model.stem.eps"):
+        build_model({"stem": {"type": "whiten", "eps": -1}, "stages": [{"block": "conv", "channels": 8}]})
+    with pytest.raises(ConfigError, match="contrast_norm is for a whiten stem"):
+        build_model({"stem": {"type": "conv", "contrast_norm": True}, "stages": [{"block": "conv", "channels": 8}]})
+
+
 @pytest.mark.parametrize("name", list(list_presets()))
 def test_presets_build_and_forward(name):
     cfg = load_preset(name)

@@ -69,3 +69,38 @@ def test_ddp_two_processes_train_and_resume(tiny_data, tmp_path):
     m = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in m] == [1, 2]
     assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 2
+
+
+def test_ddp_trains_across_the_bias_freeze_and_late_freezing(tiny_data, tmp_path):
+    """Each freeze turns requires_grad off after DDP wrapped the net: the trainer wraps it again, or the next
+    step dies ('Expected to have finished reduction in the prior iteration')."""
+    from pathlib import Path
+
+    import cifarlab.config as config
+
+    for preset in ("advanced", str(Path(config.PRESET_DIR) / "reference" / "airbench94_muon.yaml")):
+        # 225 images a rank in batches of 25: 9 steps an epoch, 18 in all; the whitening bias freezes after
+        # step 4, the stem and first block after step 11: several steps follow each
+        sets = [a for s in [*(t for t in TINY if "batch_size" not in t and "epochs" not in t), "data.batch_size=25",
+                            "train.epochs=2", "model.stem.bias_epochs=0.5", "model.freeze.at=0.6",
+                            "model.freeze.layers=1", "runtime.micro_batch=0"] for a in ("--set", s)]  # fmt: skip
+        out = tmp_path / Path(preset).stem
+        r = _torchrun("train", preset, "--data", str(tiny_data), "--out", str(out), "--plain", *sets)
+        assert r.returncode == 0, r.stderr[-3000:]
+        (run_dir,) = out.iterdir()
+        m = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert [row["step"] for row in m] == [9, 18]
+
+
+def test_a_gpu_index_under_torchrun_is_refused(monkeypatch):
+    import pytest
+
+    from cifarlab.errors import UserError
+    from cifarlab.parallel import check_device_under_torchrun
+
+    with pytest.raises(UserError, match="LOCAL_RANK"):
+        check_device_under_torchrun("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no CUDA GPU"):
+        check_device_under_torchrun("cuda")
+    check_device_under_torchrun("cpu")  # allowed

@@ -187,6 +187,7 @@ class TensorBoardLogger:
 
     def __init__(self):
         self.writer = None
+        self.last_logged = 0
 
     def on_train_start(self, ev: TrainStart):
         try:  # tensorboard is optional at run time: a broken install should not stop training
@@ -198,9 +199,14 @@ class TensorBoardLogger:
         self.every = ev.log_every
 
     def on_step_end(self, ev: StepEnd):
-        if self.writer and ev.step % self.every == 0:
-            self.writer.add_scalar("step/train_loss", ev.loss, ev.step)
-            self.writer.add_scalar("step/train_acc", ev.acc, ev.step)
+        # every log_every steps of each epoch (the cadence the trainer reads losses back at on a GPU; a global
+        # step count would drop most of them whenever an epoch's steps are not a multiple of log_every), and at
+        # least every log_every steps where epochs are shorter than that
+        if self.writer and (ev.step_in_epoch % self.every == 0 or ev.step - self.last_logged >= self.every):
+            self.last_logged = ev.step
+            # the loss and accuracy are the epoch's running means up to this step, and named so
+            self.writer.add_scalar("step/epoch_mean_loss", ev.loss, ev.step)
+            self.writer.add_scalar("step/epoch_mean_acc", ev.acc, ev.step)
             self.writer.add_scalar("step/lr", ev.lr, ev.step)
 
     def on_epoch_end(self, ev: EpochEnd):

@@ -78,9 +78,15 @@ def config_of(ckpt: dict) -> Config:
     return from_dict(ckpt["config"], note_renamed=False)
 
 
+def served_weights(ckpt: dict) -> dict:
+    """The weights a run is evaluated with: its EMA weights when it kept them (as its summary was), else the raw."""
+    return ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+
+
 def model_from_checkpoint(path: Path, device="cpu") -> tuple[torch.nn.Module, Config, dict]:
+    """The net a checkpoint serves (evaluate, predict, export): EMA weights where the run kept an EMA."""
     ckpt = load(path)
     cfg = config_of(ckpt)
     model = build_model(cfg.model)
-    load_weights(model, ckpt["model"], ckpt["path"])
+    load_weights(model, served_weights(ckpt), ckpt["path"])
     return model.to(device).eval(), cfg, ckpt

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .commands.ablation import ablate
-from .commands.bench import bench, check_no_readme, results_table
+from .commands.bench import bench, check_no_readme, dev_bench, dev_compare, results_table
 from .commands.board import board
 from .commands.evaluate import evaluate_run, print_evaluation
 from .commands.export import export
@@ -59,6 +59,17 @@ def _add_train(sub) -> None:
     t.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
 
 
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _csv_int(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a run or checkpoint on the test set")
     e.add_argument("run", help="run directory or checkpoint file")
@@ -69,6 +80,10 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.add_argument("--robustness-n", type=int, default=2000, metavar="N",
                    help="test images used for the corruption benchmark (0 = skip; default 2000)")  # fmt: skip
+    e.add_argument("--corruptions", type=_csv, metavar="A,B", help="CIFAR-10-C families to run (default: all 19)")
+    e.add_argument("--severities", type=_csv_int, metavar="1,3", help="severities to run (default: 1,2,3,4,5)")
+    e.add_argument("--cifar10c", metavar="DIR",
+                   help="read the released CIFAR-10-C (<family>.npy, labels.npy) instead of generating it")  # fmt: skip
 
 
 def _add_bench(sub) -> None:
@@ -77,8 +92,15 @@ def _add_bench(sub) -> None:
     b.add_argument("--seeds", type=int, default=3)
     _set_option(b)
     _data_options(b)
-    b.add_argument("--out", default="runs/bench")
+    b.add_argument("--out", default=None, help="folder of the runs and the bench file (default runs/bench, runs/dev)")
     b.add_argument("--epochs", type=float)
+    b.add_argument("--dev", action="store_true",
+                   help="choose between recipes: train on 45,000 images, score on the 5,000 held out (clean and "
+                        "corrupted); never opens the test set; writes <out>/<name>.dev.json")  # fmt: skip
+    b.add_argument("--name", help="--dev: the recipe's name in its file (default: the preset)")
+    b.add_argument("--first-seed", type=int, default=0, help="--dev: seeds run from this one (adds to the file)")
+    b.add_argument("--robust-n", type=int, default=1000, help="--dev: validation images corrupted (0 = skip)")
+    b.add_argument("--against", metavar="DEV_JSON", help="--dev: print the paired difference to this dev bench")
     r = sub.add_parser("results", help="the README results table, from bench outputs")
     r.add_argument("bench_json", nargs="+", help="bench.json files written by `cifarlab bench`")
     r.add_argument("--readme", metavar="FILE", help=argparse.SUPPRESS)  # moved to `make results`
@@ -208,7 +230,8 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     ev = evaluate_run(
         args.run, data_path=args.data, device=args.device, tta=args.tta, tta_fraction=args.tta_fraction,
-        robustness_n=args.robustness_n,
+        robustness_n=args.robustness_n, corruptions=args.corruptions, severities=args.severities,
+        cifar10c=args.cifar10c,
     )  # fmt: skip
     print_evaluation(ev, as_json=args.json)
     return 0
@@ -226,7 +249,16 @@ def cmd_info(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    bench(args.preset, args.seeds, args.overrides, data=args.data, out=args.out, epochs=args.epochs, device=args.device)
+    if not args.dev:
+        bench(args.preset, args.seeds, args.overrides, data=args.data, out=args.out or "runs/bench",
+              epochs=args.epochs, device=args.device)  # fmt: skip
+        return 0
+    out = args.out or "runs/dev"
+    result = dev_bench(args.preset, args.seeds, args.overrides, data=args.data, out=out, epochs=args.epochs,
+                       device=args.device, name=args.name, robust_n=args.robust_n,
+                       first_seed=args.first_seed)  # fmt: skip
+    if args.against:
+        print(dev_compare(str(Path(out) / f"{result['name']}.dev.json"), args.against))
     return 0
 
 

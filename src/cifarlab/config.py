@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .data.augment import TRAIN_CORRUPTIONS
 from .errors import ConfigError
 from .io import atomic_write_text
 from .models import check_spec
@@ -45,6 +46,11 @@ class AugmentConfig:
     # the pixel range, contrast scaled by 1 +/- this around the image's mean (0 = off).
     brightness: float = 0.0
     contrast: float = 0.0
+    # Corruption share: this fraction of each batch takes one of `corrupt_ops` at a random strength (noise:
+    # Gaussian or salt and pepper; jpeg: quality 20-95; pixelate: down to 50-100% and back). Each op makes its
+    # CIFAR-10-C families "seen" in evaluation (0 = off).
+    corrupt: float = 0.0
+    corrupt_ops: list = field(default_factory=lambda: ["noise", "jpeg", "pixelate"])
 
 
 @dataclass
@@ -168,6 +174,7 @@ RANGES = [
     ("data.augment.resize_from", lambda v: v == 0 or 8 <= v <= 32, "must be 0 (off) or 8..32 px"),
     ("data.val_size", lambda v: v < 50000, "must leave training images"),
     *((k, lambda v: 0 < v <= 1, "must be in (0, 1]") for k in ("train.select_fraction", "eval.tta_fraction")),
+    ("data.augment.corrupt", lambda v: 0 <= v <= 1, "must be in [0, 1] (the share of each batch corrupted)"),
     ("data.augment.contrast", lambda v: v < 1, "must be < 1 (a factor 1 - contrast stays positive)"),
 ]
 
@@ -288,11 +295,18 @@ def _default(f):
 
 def _coerce(hint, default, value, key):
     """Check a leaf value against its declared choices or the type of its default; ints pass for floats."""
-    if typing.get_origin(hint) is Literal:
+    if hint is not None and typing.get_origin(hint) is Literal:
         if value not in typing.get_args(hint):
             raise ConfigError(f"bad value for '{key}': {value!r}; choose one of {', '.join(typing.get_args(hint))}")
         return value
-    if default is None or value is None:
+    if value is None:
+        if default is None:  # an optional setting (data.dir): null means "not set"
+            return value
+        raise ConfigError(f"bad value for '{key}': null; expected {type(default).__name__} (e.g. {default!r})")
+    if default is None:
+        want = next(a for a in typing.get_args(hint) if a is not type(None))
+        if not isinstance(value, want):
+            raise ConfigError(f"bad value for '{key}': expected {want.__name__} or null, got {value!r}")
         return value
     want = type(default)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
@@ -304,6 +318,10 @@ def _coerce(hint, default, value, key):
             pass
     if (want is bool) != isinstance(value, bool) or not isinstance(value, want):
         raise ConfigError(f"bad value for '{key}': expected {want.__name__}, got {value!r}")
+    if want is list and default:  # a list holds values of its default's kind (and as many where that is fixed)
+        value = [_coerce(None, default[0], v, key) for v in value]
+        if key == "optim.betas" and len(value) != len(default):
+            raise ConfigError(f"bad value for '{key}': {value!r}; expected {len(default)} numbers, e.g. {default}")
     return value
 
 
@@ -327,6 +345,12 @@ def validate(cfg: Config) -> None:
         if not ok(flat[key]):
             raise ConfigError(f"bad value for '{key}': {flat[key]!r}; {what}")
     a = cfg.data.augment
+    if not all(0 <= b < 1 for b in cfg.optim.betas):
+        raise ConfigError(f"bad value for 'optim.betas': {cfg.optim.betas!r}; each must be in [0, 1)")
+    ops = a.corrupt_ops
+    if not isinstance(ops, list) or not ops or any(op not in TRAIN_CORRUPTIONS for op in ops):
+        allowed = ", ".join(TRAIN_CORRUPTIONS)
+        raise ConfigError(f"bad value for 'data.augment.corrupt_ops': {ops!r}; must be a non-empty list of {allowed}")
     if a.resize_from and not a.resize_until > 0:
         raise ConfigError("'data.augment.resize_from' needs 'data.augment.resize_until' > 0 (the epoch reaching 32 px)")
     if not isinstance(cfg.model, dict) or not cfg.model.get("stages"):

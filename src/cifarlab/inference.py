@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .data import MEAN, STD
 from .data.augment import reflect_index
-from .data.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from .data.corruptions import CORRUPTIONS, SEVERITIES
 from .hardware import auto_micro_batch, autocast
 from .models.blocks import CBAM, SelfAttentionBlock
 
@@ -86,22 +86,57 @@ def infer(model, x, dtype=None):
 
 
 def robustness(
-    model, x: torch.Tensor, y: torch.Tensor, normalize, dtype=None, batch_size: int = 500, corruptions=None
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    normalize,
+    dtype=None,
+    batch_size: int = 500,
+    corruptions=None,
+    severities=SEVERITIES,
+    seen=(),
+    seed: int = 0,
+    images: dict | None = None,
 ) -> dict:
-    """Accuracy on each corruption at each severity (uint8 images `x`), and their mean."""
-    names = corruptions or list(CORRUPTIONS)
+    """Accuracy on each CIFAR-10-C family at each severity (uint8 images `x`, one view each), and the means:
+    over the families the run's training never produced anything of (`held_out_acc`, the headline), over
+    those it did (`seen`, `seen_acc`), and over all. `images` ({family: (S, N, 3, H, W) uint8}) gives
+    ready-made corrupted images (the real CIFAR-10-C) instead of generating them."""
+    names = list(images) if images is not None else list(corruptions or CORRUPTIONS)
     out = {}
     for name in names:
         accs = []
-        for sev in SEVERITIES:
+        for k, sev in enumerate(severities):
+            g = torch.Generator().manual_seed(seed * 1000 + 10 * k + sev)  # one stream per family and severity
             correct = 0
             for i in range(0, len(x), batch_size):
-                xb = normalize(corrupt(x[i : i + batch_size], name, sev))
-                correct += int((infer(model, xb, dtype).argmax(-1).cpu() == y[i : i + batch_size].cpu()).sum())
+                if images is not None:
+                    xb = images[name][k][i : i + batch_size].to(x.device)
+                else:
+                    xb = CORRUPTIONS[name](x[i : i + batch_size], sev, g)
+                correct += int(
+                    (infer(model, normalize(xb), dtype).argmax(-1).cpu() == y[i : i + batch_size].cpu()).sum()
+                )
             accs.append(correct / len(x))
         out[name] = accs
-    mean = sum(sum(v) for v in out.values()) / (len(out) * len(SEVERITIES))
-    return {"per_corruption": out, "mean_corruption_acc": mean, "n": len(x)}
+    return {"per_corruption": out, "severities": list(severities), "n": len(x), **robustness_means(out, seen)}
+
+
+def robustness_means(per_corruption: dict, seen=()) -> dict:
+    """Mean accuracy over all families, over the held-out ones (not in `seen`) and over the seen ones."""
+
+    def mean(names):
+        vals = [a for n in names for a in per_corruption[n]]
+        return sum(vals) / len(vals) if vals else None
+
+    seen = [n for n in per_corruption if n in set(seen)]
+    held = [n for n in per_corruption if n not in set(seen)]
+    return {
+        "mean_corruption_acc": mean(list(per_corruption)),
+        "held_out_acc": mean(held),
+        "seen_acc": mean(seen),
+        "seen": seen,
+    }
 
 
 @torch.no_grad()

@@ -169,3 +169,47 @@ def accuracy_cell(mean: float, std: float, n: int) -> str:
 def p_value_cell(p: float) -> str:
     """A p-value too small for a double underflows to 0.0, which would read as impossible: bound it instead."""
     return "< 1e-300" if p < 1e-300 else f"{p:.3g}"
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict:
+    """A minus B over paired seeds: mean, its 95% t-interval and the two-sided p of a paired t-test."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("a paired difference needs two lists of the same length, at least 2")
+    d = [x - y for x, y in zip(a, b)]
+    n, mean = len(d), statistics.fmean(d)
+    sd = statistics.stdev(d)
+    se = sd / math.sqrt(n)
+    t975 = _t_quantile(n - 1)
+    if se == 0:
+        p = 1.0 if mean == 0 else 0.0
+    else:
+        p = _t_two_sided_p(abs(mean) / se, n - 1)
+    return {"mean": mean, "ci95": [mean - t975 * se, mean + t975 * se], "p": p, "n": n}
+
+
+def _t_quantile(df: int) -> float:
+    """The 97.5% quantile of Student's t with df degrees of freedom (bisection on the CDF)."""
+    lo, hi = 0.0, 100.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_two_sided_p(mid, df) > 0.05 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _t_two_sided_p(t: float, df: int) -> float:
+    """P(|T| > t) for Student's t: the regularized incomplete beta I_{df/(df+t²)}(df/2, 1/2), by Simpson's rule
+    on its integral after the substitution u = s^(2/df) that removes the endpoint singularity."""
+    x = df / (df + t * t)
+    a, b = df / 2, 0.5
+    # I_x(a, b) = (1/B(a,b)) ∫_0^x s^(a-1) (1-s)^(b-1) ds, with s = u^(1/a): ds = (1/a) u^(1/a - 1) du
+    top = x**a
+    n = 2000
+    h = top / n
+
+    def f(u):
+        s = u ** (1 / a)
+        return (1 - s) ** (b - 1) / a if s < 1 else 0.0
+
+    total = f(0) + f(top) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, n))
+    beta = math.exp(math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
+    return min(1.0, total * h / 3 / beta)

@@ -14,9 +14,26 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from .errors import UserError
+
+
+def check_device_under_torchrun(device_name: str) -> None:
+    """Under torchrun each process takes the GPU of its LOCAL_RANK: an index, or a GPU that is not there, is
+    refused rather than silently replaced by the CPU."""
+    if device_name.startswith("cuda:"):
+        raise UserError(
+            f"--device {device_name} under torchrun: each process takes the GPU of its LOCAL_RANK; use --device "
+            "cuda (choose GPUs with CUDA_VISIBLE_DEVICES)"
+        )
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda under torchrun, but no CUDA GPU is available: use --device cpu or auto")
+    if device_name not in ("auto", "cuda", "cpu"):
+        raise UserError(f"--device {device_name} under torchrun: use auto, cuda or cpu")
+
 
 class Dist:
     def __init__(self, backend: str | None = None, device_name: str = "auto"):
+        check_device_under_torchrun(device_name)
         use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
         backend = backend or ("nccl" if use_cuda else "gloo")
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))

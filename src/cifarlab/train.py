@@ -228,6 +228,7 @@ class Trainer:
             cfg, len(self.classes), device, self.dtype, self.train_loader, train_x
         )
         self.ema, self.ddp, self.net = wrap_model(self.model, cfg, dist)
+        self._trainable = tuple(p.requires_grad for p in self.model.parameters())
         self.n_params, self.flops = count_params(self.model), count_flops(self.model)
         ns_dtype = torch.bfloat16 if self.dtype == torch.bfloat16 else torch.float32
         self.optimizer = make_optimizer(self.model, cfg.optim, ns_dtype=ns_dtype)
@@ -272,6 +273,7 @@ class Trainer:
             set_lr(self.optimizer, lr_factor(s.step, self.total_steps, self.steps_per_epoch, self.cfg.schedule))
             if hasattr(self.model, "on_step"):
                 self.model.on_step(s.step, self.steps_per_epoch, self.total_steps)
+            self._sync_trainable()
             loss, correct = self.step(x, y)
             s.step += 1
             self.lookahead.step(s.step)
@@ -284,9 +286,12 @@ class Trainer:
                 acc_loss.zero_(), acc_correct.zero_()
                 pending = 0
                 self._emit("on_step_end", step_event(self))
-            if self.dist is not None:  # all ranks must stop at the same step, or DDP would hang
-                if self.dist.any(bool(self.stop_requested)):
+                # all ranks must stop at the same step, or DDP would hang: agreed at the flush, which every
+                # rank reaches at the same steps, so a GPU is not made to wait for the host every step
+                if self.dist is not None and self.dist.any(bool(self.stop_requested)):
                     self.request_stop("SIGTERM")
+            elif self.dist is not None:
+                continue  # a stop asked for on one rank waits for the next flush
             if self.stop_requested:
                 break
         if pending:
@@ -300,6 +305,14 @@ class Trainer:
         if self.stop_requested:
             self._save("last.pt")
             self._emit("on_interrupt", Interrupt(self.stop_requested, s.step, self.dir, self.history))
+
+    def _sync_trainable(self) -> None:
+        """The net froze or unfroze parameters (whitening bias, late freezing): DDP, which expects a gradient for
+        every parameter it was built with, is built again over those that train now."""
+        trainable = tuple(p.requires_grad for p in self.model.parameters())
+        if self.ddp is not None and trainable != self._trainable:
+            self.ddp, self.net = ddp_net(self.model, self.cfg, self.dist)
+        self._trainable = trainable
 
     def _flush(self, acc_loss, acc_correct, n) -> None:
         loss_sum, correct = acc_loss.item(), acc_correct.item()
@@ -392,7 +405,7 @@ class Trainer:
             self.dist.barrier()
         best = self.dir / ("best.pt" if (self.dir / "best.pt").exists() else "last.pt")
         ckpt = ckpt_io.load(best, map_location=self.device)
-        ckpt_io.load_weights(self.eval_model(), ckpt["ema"] if self.ema is not None else ckpt["model"], str(best))
+        ckpt_io.load_weights(self.eval_model(), ckpt_io.served_weights(ckpt), str(best))
         t = time.time()
         test_loss, test_acc, logits, y = (self.evaluate(self.test_loader, self.cfg.eval.tta) if test
                                           else (None, None, None, None))  # fmt: skip
@@ -434,9 +447,15 @@ def wrap_model(model: nn.Module, cfg: Config, dist=None):
     if cfg.train.ema:
         avg = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.train.ema)
         ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
+    return (ema, *ddp_net(model, cfg, dist))
+
+
+def ddp_net(model: nn.Module, cfg: Config, dist=None):
+    """(DDP wrapper or None, what the training step calls). DDP registers the parameters that need gradients
+    when it wraps: wrap again whenever that set changes."""
     ddp = dist.wrap(model) if dist else None
     net = torch.compile(ddp or model) if cfg.runtime.compile else ddp or model
-    return ema, ddp, net
+    return ddp, net
 
 
 def planned_epochs(s: State, total_steps: int, steps_per_epoch: int) -> int:

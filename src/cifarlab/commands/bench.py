@@ -8,13 +8,19 @@ import json
 import statistics
 from pathlib import Path
 
+import torch
+
 from ..callbacks import default_callbacks
 from ..config import resolve
+from ..data.corruptions import seen_families
 from ..errors import ConfigError, UserError
+from ..inference import predict_logits, robustness
 from ..io import atomic_write_text
-from ..metrics import accuracy_cell, mean_std
+from ..metrics import accuracy_cell, mean_std, paired_difference
 from ..rundir import BenchResult, Summary, read_bench, write_bench
-from ..train import train
+from ..train import build_run, train
+
+DEV_VAL_SIZE = 5000  # `bench --dev`: 45,000 images train, 5,000 held out of training score
 
 STAGE_ORDER = {"baseline": 0, "intermediate": 1, "advanced": 2}
 
@@ -39,6 +45,114 @@ def bench(
     print(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "runs"}, indent=2))
     print(table_header() + markdown_row(result))
     return result
+
+
+def dev_bench(
+    preset: str,
+    seeds: int,
+    overrides=(),
+    data=None,
+    out="runs/dev",
+    epochs=None,
+    device=None,
+    name=None,
+    robust_n: int = 1000,
+    quiet: bool = False,
+    first_seed: int = 0,
+) -> dict:
+    """Train on 45,000 images and score on the 5,000 held out of training: clean validation accuracy (the recipe's
+    TTA and one view) and the CIFAR-10-C families on `robust_n` of those images (held-out and seen means).
+    The test set is never opened: this is how recipes are chosen. Writes <out>/<name>.dev.json, keeping the
+    other seeds of an earlier bench of that name (a later call adds seeds)."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    if robust_n < 0:
+        raise ConfigError(f"--robust-n must be >= 0, got {robust_n}")
+    name = name or preset
+    path = Path(out) / f"{name}.dev.json"
+    rows = []
+    for seed in range(first_seed, first_seed + seeds):
+        cfg = resolve(preset, [*overrides, f"data.val_size={DEV_VAL_SIZE}"], epochs, seed, device)
+        trainer = build_run(cfg, out, data, default_callbacks(tensorboard=False, quiet=quiet, live=False))
+        trainer.fit()
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        summary = trainer.finish(test=False)
+        rows.append(score_on_validation(trainer, summary, robust_n))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "robustness"}))
+    new = {r["seed"] for r in rows}
+    if path.exists():
+        rows = [r for r in json.loads(path.read_text())["runs"] if r["seed"] not in new] + rows
+    rows.sort(key=lambda r: r["seed"])
+    result = {"name": name, "preset": preset, "overrides": list(overrides), "epochs": epochs, "runs": rows}
+    for key in ("val_acc", "val_acc_one_view", "held_out_acc", "seen_acc", "wall_time_s"):
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        if vals:
+            result[f"{key}_mean"], result[f"{key}_std"] = mean_std(vals)
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    print(dev_line(result))
+    return result
+
+
+@torch.no_grad()
+def score_on_validation(trainer, summary: Summary, robust_n: int) -> dict:
+    """The best checkpoint (loaded by finish) on the validation split, clean and corrupted."""
+    model, loader, cfg = trainer.eval_model(), trainer.val_loader, trainer.cfg
+    logits, y = predict_logits(model, loader, trainer.dtype, cfg.eval.tta, cfg.eval.tta_fraction)
+    plain, _ = predict_logits(model, loader, trainer.dtype, "none")
+    row = {
+        "seed": cfg.train.seed,
+        "run_dir": str(trainer.dir),
+        "val_acc": float((logits.argmax(-1) == y).float().mean()),
+        "val_acc_one_view": float((plain.argmax(-1) == y).float().mean()),
+        "wall_time_s": summary.wall_time_s,
+        "train_img_per_s": summary.train_img_per_s,
+    }
+    if robust_n:
+        n = min(robust_n, len(y))
+        idx = torch.arange(len(y), device=y.device)[:: max(1, len(y) // n)][:n]
+        rob = robustness(model, loader.x[idx], y[idx], loader.normalize, trainer.dtype,
+                         seen=seen_families(cfg.data.augment), seed=1)  # fmt: skip
+        rob["clean_acc_same_images"] = float((plain[idx].argmax(-1) == y[idx]).float().mean())
+        row.update(held_out_acc=rob["held_out_acc"], seen_acc=rob["seen_acc"], robustness=rob)
+    return row
+
+
+def dev_line(r: dict) -> str:
+    def cell(key):
+        if f"{key}_mean" not in r:
+            return "-"
+        return f"{100 * r[key + '_mean']:.2f} ± {100 * r[key + '_std']:.2f}"
+
+    return (
+        f"{r['name']}: {len(r['runs'])} seeds, val {cell('val_acc')} (one view {cell('val_acc_one_view')}), "
+        f"held-out corruptions {cell('held_out_acc')}, seen {cell('seen_acc')}, "
+        f"wall {r.get('wall_time_s_mean', 0):.0f} s"
+    )
+
+
+def dev_compare(a_path: str, b_path: str) -> str:
+    """Paired (by seed) differences A - B of two dev benches: mean, 95% interval, p."""
+    a, b = (json.loads(Path(p).read_text()) for p in (a_path, b_path))
+    by_seed = {r["seed"]: r for r in b["runs"]}
+    pairs = [(r, by_seed[r["seed"]]) for r in a["runs"] if r["seed"] in by_seed]
+    if len(pairs) < 2:
+        raise UserError(f"{a_path} and {b_path} share {len(pairs)} seeds: a paired comparison needs at least 2")
+    lines = [f"{a['name']} - {b['name']} over {len(pairs)} paired seeds:"]
+    for key in ("val_acc", "val_acc_one_view", "held_out_acc", "seen_acc"):
+        xs = [(ra.get(key), rb.get(key)) for ra, rb in pairs]
+        if any(u is None or v is None for u, v in xs):
+            continue
+        d = paired_difference([u for u, _ in xs], [v for _, v in xs])
+        lo, hi = d["ci95"]
+        lines.append(
+            f"  {key:<17} {100 * d['mean']:+.2f} points (95% CI {100 * lo:+.2f} to {100 * hi:+.2f}, p {d['p']:.3g})"
+        )
+    ratio = statistics.fmean(ra["wall_time_s"] for ra, _ in pairs) / statistics.fmean(
+        rb["wall_time_s"] for _, rb in pairs
+    )
+    lines.append(f"  wall time ratio   {ratio:.3f}")
+    return "\n".join(lines)
 
 
 def aggregate(summaries: list[Summary], overrides: list | None = None) -> BenchResult:

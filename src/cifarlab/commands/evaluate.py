@@ -11,6 +11,8 @@ import torch
 
 from ..checkpoint import model_from_checkpoint
 from ..data import Cifar10, Loader, load_cifar10, locate, split_train_val
+from ..data.cifar10c import load_cifar10c
+from ..data.corruptions import CORRUPTIONS, SEVERITIES, seen_families
 from ..errors import ConfigError
 from ..hardware import keep_freed_memory, select_device, select_precision
 from ..inference import attention_maps, gradcam, predict_logits, robustness, throughput
@@ -26,6 +28,18 @@ def check_tta_fraction(f: float) -> float:
     return f
 
 
+def check_suite(corruptions, severities) -> tuple[list[str] | None, tuple[int, ...]]:
+    """--corruptions / --severities checked: known family names, severities among 1-5."""
+    if corruptions:
+        unknown = [c for c in corruptions if c not in CORRUPTIONS]
+        if unknown:
+            raise ConfigError(f"unknown corruption {', '.join(unknown)}: choose from {', '.join(CORRUPTIONS)}")
+    sev = tuple(severities or SEVERITIES)
+    if not sev or any(s not in SEVERITIES for s in sev) or len(set(sev)) != len(sev):
+        raise ConfigError(f"--severities must be distinct values among 1-5, got {list(severities)}")
+    return (list(dict.fromkeys(corruptions)) if corruptions else None), tuple(sorted(sev))
+
+
 def evaluate_run(
     run: str,
     data_path: str | None = None,
@@ -36,6 +50,9 @@ def evaluate_run(
     robustness_n: int = 2000,
     figures: bool = True,
     speed: bool = True,
+    corruptions=None,
+    severities=None,
+    cifar10c: str | None = None,
 ) -> Evaluation:
     """Evaluate a run directory's best checkpoint (or a checkpoint file) on the test set.
 
@@ -43,6 +60,7 @@ def evaluate_run(
     """
     if robustness_n < 0:
         raise ConfigError(f"--robustness-n must be >= 0, got {robustness_n}")
+    corruptions, severities = check_suite(corruptions, severities)
     dev = select_device(device or "auto")
     keep_freed_memory(dev)
     model, cfg, ckpt = model_from_checkpoint(Path(run), dev)
@@ -75,7 +93,11 @@ def evaluate_run(
     if robustness_n:
         n = min(robustness_n, len(y))
         idx = torch.arange(len(y))[:: max(1, len(y) // n)][:n]  # an even, class-balanced-in-expectation slice
-        ev.robustness = robustness(model, data.test_x[idx].to(dev), y[idx], loader.normalize, dtype)
+        images = load_cifar10c(cifar10c, idx, y, corruptions, severities) if cifar10c else None
+        ev.robustness = robustness(model, data.test_x[idx].to(dev), y[idx], loader.normalize, dtype,
+                                   corruptions=corruptions, severities=severities,
+                                   seen=seen_families(cfg.data.augment), images=images)  # fmt: skip
+        ev.robustness["source"] = f"CIFAR-10-C release ({cifar10c})" if cifar10c else "generated (cifarlab)"
         ev.robustness["clean_acc_same_images"] = float((plain[idx].argmax(-1) == y[idx]).float().mean())
     if speed:
         ev.inference_img_per_s = throughput(model, dev, dtype, channels_last=cl)
@@ -144,13 +166,31 @@ def print_evaluation(ev: Evaluation, as_json: bool = False) -> None:
             f"{100 * ev.f1[name]:6.2f}%"
         )
     if ev.robustness:
-        r = ev.robustness
-        per = ", ".join(f"{k} {100 * sum(v) / len(v):.1f}%" for k, v in r["per_corruption"].items())
-        print(
-            f"robustness ({r['n']} images, 5 severities): mean corruption accuracy "
-            f"{100 * r['mean_corruption_acc']:.2f}% ({per})"
-        )
+        print(robustness_summary(ev.robustness))
     if ev.inference_img_per_s:
         print("inference: " + ", ".join(f"batch {b}: {v:.0f} img/s" for b, v in ev.inference_img_per_s.items()))
     if ev.figures:
         print(f"figures: {', '.join(ev.figures)} (in the run directory, with evaluation.json)")
+
+
+def robustness_summary(r: dict) -> str:
+    """The corruption benchmark in a few lines: the held-out mean first (the headline), seen families apart."""
+    sev = r.get("severities", list(SEVERITIES))
+    seen = set(r.get("seen", []))
+
+    def fmt(names):
+        return ", ".join(f"{k} {100 * sum(r['per_corruption'][k]) / len(sev):.1f}%" for k in names)
+
+    held = [k for k in r["per_corruption"] if k not in seen]
+    lines = [f"robustness ({r['n']} test images, severities {','.join(map(str, sev))}, "
+             f"{r.get('source', 'generated')}): held-out corruptions {_pct(r.get('held_out_acc'))} over "
+             f"{len(held)} families, seen {_pct(r.get('seen_acc'))} over {len(seen)}, all "
+             f"{_pct(r['mean_corruption_acc'])}"]  # fmt: skip
+    lines.append(f"  held out: {fmt(held)}")
+    if seen:
+        lines.append(f"  seen in training: {fmt([k for k in r['per_corruption'] if k in seen])}")
+    return "\n".join(lines)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"

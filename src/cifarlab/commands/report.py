@@ -222,7 +222,7 @@ def check_ablation(ablation: list[AblationRow]) -> None:
 def _run_sections(groups: list[Group], sections: list, md: list) -> None:
     pairs = mcnemar_pairs(groups)
     matrix = mcnemar_matrix(groups, pairs)
-    lines = headline(groups, matrix)
+    lines = headline(groups, matrix) + robustness_headline([g for g in groups if g.evals])
     sections.append(("Headline", "<ul class='headline'>" + "".join(f"<li>{html.escape(s)}</li>" for s in lines)
                      + "</ul>", []))  # fmt: skip
     md += ["## Headline", "", *[f"- {s}" for s in lines], ""]
@@ -318,9 +318,12 @@ def _robustness_section(groups: list[Group], sections: list, md: list) -> None:
     robs = [(g.preset, [e.robustness for e in g.evals if e.robustness]) for g in groups]
     figs.append(fig_png(robustness_groups_figure([(p, rs) for p, rs in robs if rs])))
     worst = [f"{p}: {corruptions[max(range(len(d)), key=d.__getitem__)]}" for p, d in zip(presets, drops)]
-    header = ["preset", "mean corruption acc", "clean acc (same images, one view)"]
+    header = ["preset", "held-out corruptions (families)", "seen in training (families)", "all families",
+              "clean acc (same images, one view)"]  # fmt: skip
     rows = [
-        [p, f"{100 * statistics.fmean(r['mean_corruption_acc'] for r in rs):.2f}%",
+        [p, _mean_cell(rs, "held_out_acc", lambda r: len(r["per_corruption"]) - len(r.get("seen", []))),
+         _mean_cell(rs, "seen_acc", lambda r: len(r.get("seen", []))),
+         f"{100 * statistics.fmean(r['mean_corruption_acc'] for r in rs):.2f}%",
          f"{100 * statistics.fmean(r['clean_acc_same_images'] for r in rs):.2f}%"]
         for p, rs in robs if rs
     ]  # fmt: skip
@@ -331,6 +334,26 @@ def _robustness_section(groups: list[Group], sections: list, md: list) -> None:
     md += ["## Robustness", "", _md_table(header, rows), "",
            f"Accuracy drop at severity {SEVERITY} (points, clean minus corrupted):", "",
            _md_table(drop_header, drop_rows), ""]  # fmt: skip
+
+
+def _mean_cell(robs: list[dict], key: str, count) -> str:
+    """Mean over seeds of a robustness mean, with the number of families it covers; '-' where none."""
+    vals = [r.get(key) for r in robs]
+    if any(v is None for v in vals):
+        return "-" if all(v is None for v in vals) else "mixed"
+    return f"{100 * statistics.fmean(vals):.2f}% ({count(robs[0])})"
+
+
+def robustness_headline(groups: list[Group]) -> list[str]:
+    """Each preset's held-out corruption accuracy (families its training never saw), the robustness headline."""
+    parts = []
+    for g in groups:
+        rs = [e.robustness for e in g.evals if e.robustness and e.robustness.get("held_out_acc") is not None]
+        if rs:
+            held = len(rs[0]["per_corruption"]) - len(rs[0].get("seen", []))
+            parts.append(f"{g.preset} {100 * statistics.fmean(r['held_out_acc'] for r in rs):.2f}% ({held} families)")
+    return [f"Held-out corruption accuracy (CIFAR-10-C families the training never produced, severities 1-5): "
+            f"{'; '.join(parts)}."] if parts else []  # fmt: skip
 
 
 def _calibration_section(groups: list[Group], sections: list, md: list) -> None:

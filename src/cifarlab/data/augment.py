@@ -9,6 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .corruptions import box_resize, jpeg_roundtrip
+
+TRAIN_CORRUPTIONS = ("noise", "jpeg", "pixelate")  # what `corrupt_ops` may name (each makes its families seen)
+
 
 def reflect_index(size: int, pad: int, device=None) -> torch.Tensor:
     """Indices that reflect-pad an axis of `size` by `pad` (like numpy's 'reflect', edge not repeated)."""
@@ -73,6 +77,53 @@ def color_jitter(x: torch.Tensor, brightness: float, contrast: float, generator:
     return x.clamp_(0, 255)
 
 
+def add_noise(x: torch.Tensor, generator: torch.Generator, max_sigma: float = 0.1) -> torch.Tensor:
+    """Half the images: Gaussian noise of a random sigma up to max_sigma (of the pixel range); the other half:
+    salt and pepper on a random share, up to 8%, of the values. A float batch 0-255 in and out."""
+    b, dev = len(x), x.device
+    sigma = torch.rand(b, generator=generator) * max_sigma * 255
+    amount = torch.rand(b, generator=generator) * 0.08
+    gauss = (torch.rand(b, generator=generator) < 0.5).to(dev).view(-1, 1, 1, 1)
+    noisy = x + sigma.to(dev).view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator).to(dev)
+    u = torch.rand(x.shape, generator=generator).to(dev)
+    flip = u < amount.to(dev).view(-1, 1, 1, 1)
+    salted = torch.where(flip, (u < amount.to(dev).view(-1, 1, 1, 1) / 2).to(x.dtype) * 255, x)
+    return torch.where(gauss, noisy, salted).clamp(0, 255)
+
+
+def random_pixelate(x: torch.Tensor, generator: torch.Generator, min_factor: float = 0.5) -> torch.Tensor:
+    """Each image shrunk to a random side in [min_factor, 1) of its own (Pillow's BOX) and blown back up."""
+    b, h = len(x), x.shape[-1]
+    sides = (h * (min_factor + (1 - min_factor) * torch.rand(b, generator=generator))).long().clamp(1, h - 1)
+    out = x.clone()
+    for side in sides.unique().tolist():  # a handful of sizes: each done for all its images at once
+        idx = (sides == side).nonzero().squeeze(1).to(x.device)
+        out[idx] = box_resize(box_resize(x[idx], side), h)
+    return out
+
+
+def corrupt_share(x: torch.Tensor, fraction: float, ops, generator: torch.Generator) -> torch.Tensor:
+    """A random `fraction` of the batch takes one of `ops` each (noise, jpeg, pixelate), at a random strength;
+    the rest is left as it is. Float 0-255 in and out."""
+    b, dev = len(x), x.device
+    chosen = torch.rand(b, generator=generator) < fraction
+    which = torch.randint(0, len(ops), (b,), generator=generator)
+    x = x.float().clone()  # the caller's batch stays as it was
+    for k, op in enumerate(ops):
+        idx = (chosen & (which == k)).nonzero().squeeze(1).to(dev)
+        if not len(idx):
+            continue
+        part = x[idx]
+        if op == "noise":
+            part = add_noise(part, generator)
+        elif op == "jpeg":
+            part = jpeg_roundtrip(part, torch.randint(20, 96, (len(idx),), generator=generator)).float()
+        else:
+            part = random_pixelate(part, generator)
+        x[idx] = part.to(x.dtype)
+    return x
+
+
 def train_size(cfg, epoch: int, full: int = 32) -> int:
     """Image side for `epoch` under progressive resizing: resize_from at epoch 0, growing linearly to `full`
     at epoch resize_until, rounded down to a multiple of 4 so only a few distinct sizes occur."""
@@ -104,6 +155,8 @@ def batch_augment(
         x = flip(x, alternate_mask)
     if cfg.brightness or cfg.contrast:
         x = color_jitter(x, cfg.brightness, cfg.contrast, generator)
+    if cfg.corrupt:
+        x = corrupt_share(x, cfg.corrupt, cfg.corrupt_ops, generator)
     x = normalize(x)
     if cfg.cutout > 0:  # after normalizing, so the square is set to the dataset mean
         x = cutout(x, cfg.cutout, generator)

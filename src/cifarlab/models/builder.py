@@ -7,7 +7,9 @@
     freeze: {at: 0.8, layers: 2}   # late freezing (optional)
 
 The whiten stem takes `bias_epochs`: its bias trains that long, then freezes (0 = always); `fit_images`:
-the training images its filters are fitted on; `fast_bias`: its bias trains at the BN shifts' lr. `freeze` stops
+the training images its filters are fitted on; `fast_bias`: its bias trains at the BN shifts' lr; `eps` (a
+fraction of the top eigenvalue with `eps_relative: true`): the whitening's eigenvalue regularization;
+`contrast_norm`: every image scaled to the training images' mean contrast before the stem. `freeze` stops
 training the stem and the first `layers` blocks once a fraction `at` of the steps is done: their backward
 is then not computed at all.
 Block options: kernel, bn (true or {momentum, eps, freeze_scale}), act, attention (se | cbam | none),
@@ -28,7 +30,8 @@ from ..errors import ConfigError
 from .blocks import BLOCKS, activation, norm
 from .whitening import WhiteningStem
 
-STEM_KEYS = {"type", "channels", "kernel", "bn", "act", "bias_epochs", "fit_images", "fast_bias"}
+WHITEN_KEYS = ("bias_epochs", "fit_images", "fast_bias", "eps", "eps_relative", "contrast_norm")
+STEM_KEYS = {"type", "channels", "kernel", "bn", "act", *WHITEN_KEYS}
 HEAD_KEYS = {"pool", "dropout", "scale", "bias"}
 MODEL_KEYS = {"stem", "stages", "head", "defaults", "freeze"}
 FREEZE_KEYS = {"at", "layers"}
@@ -102,7 +105,7 @@ def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
     _check_keys(spec, STEM_KEYS, "model.stem")
     _check_values(spec, "model.stem")
     kind = spec.get("type", "conv")
-    for key in ("bias_epochs", "fit_images", "fast_bias"):
+    for key in WHITEN_KEYS:
         if key in spec and kind != "whiten":
             raise ConfigError(f"model.stem.{key} is for a whiten stem (type: whiten): remove it")
     if kind == "none":
@@ -111,7 +114,8 @@ def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
         k = spec.get("kernel", 2)
         stem = WhiteningStem(
             spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"), spec.get("bias_epochs", 0),
-            spec.get("fit_images", 5000), spec.get("fast_bias", False),
+            spec.get("fit_images", 5000), spec.get("fast_bias", False), spec.get("eps", 5e-4),
+            spec.get("eps_relative", False), spec.get("contrast_norm", False),
         )  # fmt: skip
         return stem, stem.conv.out_channels, k - 1
     if kind == "conv":
@@ -207,6 +211,9 @@ VALUE_CHECKS = {
     "bias_epochs": (lambda v: _is_number(v) and v >= 0, "a number >= 0 (epochs; 0 = the bias always trains)"),
     "identity_init": (lambda v: isinstance(v, bool), "true or false"),
     "fast_bias": (lambda v: isinstance(v, bool), "true or false"),
+    "eps": (lambda v: _is_number(v) and v > 0, "a positive number (added to each eigenvalue before the square root)"),
+    "eps_relative": (lambda v: isinstance(v, bool), "true or false"),
+    "contrast_norm": (lambda v: isinstance(v, bool), "true or false"),
     "bn": (
         lambda v: isinstance(v, bool) or _good_bn(v),
         "true, false or a mapping of momentum (0-1), eps (> 0), freeze_scale (true/false)",

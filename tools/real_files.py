@@ -1,0 +1,87 @@
+"""Real files through `cifarlab predict`: images written by Pillow as PNG and as JPEG at quality 90 and 75, the
+way a phone or the web hands them over, classified by the same function the CLI calls; accuracy per format.
+
+    python tools/real_files.py RUN_DIR [RUN_DIR ...] --out results/robust/real_files.json            # test set
+    python tools/real_files.py RUN_DIR --split val --out runs/dev/real_files_val.json               # screening
+
+`--split val` writes the run's own validation images (held out of its training), so recipes can be compared
+without opening the test set; `--split test` is for final rows. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cifarlab.checkpoint import config_of
+from cifarlab.checkpoint import load as load_checkpoint
+from cifarlab.commands.predict import predict
+from cifarlab.data import CLASSES, load_cifar10, locate, split_train_val
+from cifarlab.io import atomic_write_text
+from cifarlab.rundir import recorded_source
+
+FORMATS = {
+    "png": {"format": "PNG"},
+    "jpeg90": {"format": "JPEG", "quality": 90},
+    "jpeg75": {"format": "JPEG", "quality": 75},
+}
+
+
+def images_of(run: Path, split: str, n: int, data_path: str | None):
+    ckpt = load_checkpoint(run)
+    cfg = config_of(ckpt)
+    data = load_cifar10(locate(data_path or cfg.data.dir or recorded_source(run, ckpt)))
+    if split == "test":
+        x, y = data.test_x, data.test_y
+    else:
+        idx = split_train_val(data.train_y, cfg.data.val_size)[1]
+        x, y = data.train_x[idx], data.train_y[idx]
+    return x[:n], y[:n]
+
+
+def measure(run: Path, split: str, n: int, data_path: str | None) -> dict:
+    x, y = images_of(run, split, n, data_path)
+    row = {"run": str(run), "split": split, "n": len(y)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, opts in FORMATS.items():
+            folder = Path(tmp) / name
+            folder.mkdir()
+            paths = []
+            for i, img in enumerate(x.permute(0, 2, 3, 1).numpy()):
+                paths.append(folder / f"{i:05d}.{'png' if name == 'png' else 'jpg'}")
+                Image.fromarray(np.ascontiguousarray(img)).save(paths[-1], **opts)
+            t = time.perf_counter()
+            results, errors = predict(str(run), [str(p) for p in paths], top_k=1, calibrate=False)
+            assert not errors, errors[:3]
+            pred = [CLASSES.index(r["top"][0]["class"]) for r in results]
+            row[name] = float(np.mean(np.array(pred) == y.numpy()))
+            row[f"{name}_seconds"] = round(time.perf_counter() - t, 1)
+    row["jpeg75_gap_points"] = round(100 * (row["png"] - row["jpeg75"]), 2)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--split", choices=["test", "val"], default="test")
+    ap.add_argument("--n", type=int, default=10000, help="images (the first n of the split)")
+    ap.add_argument("--data", help="CIFAR-10 folder (default: the run's)")
+    ap.add_argument("--out", type=Path, help="JSON file to write")
+    args = ap.parse_args()
+    rows = []
+    for run in args.runs:
+        rows.append(measure(run, args.split, args.n, args.data))
+        print(json.dumps(rows[-1]))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out, json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
