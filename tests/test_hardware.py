@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -26,14 +28,30 @@ def test_cpu_auto_precision_takes_bf16_only_where_measured_faster(monkeypatch):
     assert select_precision(cpu) is None  # emulated bf16 is never timed
 
 
-def test_bf16_timing_is_measured_once_per_thread_count(monkeypatch):
+def test_bf16_choice_is_timed_once_per_machine_and_kept(monkeypatch, tmp_path):
     from cifarlab import hardware
 
+    timings = iter([2.0, 0.5])  # fp32 / bf16 seconds: bf16 twice as fast, then (were it timed again) slower
+    monkeypatch.setattr(hardware, "_time_bf16_against_fp32", lambda repeats: next(timings))
+    monkeypatch.setattr(hardware, "CACHE", tmp_path)
     monkeypatch.setattr(hardware, "_bf16_measured", {})
-    first = hardware.cpu_bf16_is_faster(repeats=1)
-    assert isinstance(first, bool) and hardware._bf16_measured == {torch.get_num_threads(): first}
-    hardware._bf16_measured[torch.get_num_threads()] = not first
-    assert hardware.cpu_bf16_is_faster() is (not first)  # cached: not timed again
+    assert hardware.cpu_bf16_is_faster() is True
+    monkeypatch.setattr(hardware, "_bf16_measured", {})  # a new process on the same machine: the file decides
+    assert hardware.cpu_bf16_is_faster() is True
+    assert list(json.loads((tmp_path / "cpu_bf16.json").read_text()).values()) == [True]
+    (tmp_path / "cpu_bf16.json").write_text("{broken")  # a damaged cache is measured again, not an error
+    monkeypatch.setattr(hardware, "_bf16_measured", {})
+    assert hardware.cpu_bf16_is_faster() is False  # 0.5: slower
+    monkeypatch.setattr(hardware, "_time_bf16_against_fp32", lambda repeats: 1.1)
+    (tmp_path / "cpu_bf16.json").unlink()
+    monkeypatch.setattr(hardware, "_bf16_measured", {})
+    assert hardware.cpu_bf16_is_faster() is False  # within the margin: fp32
+
+
+def test_bf16_timing_returns_a_ratio():
+    from cifarlab import hardware
+
+    assert hardware._time_bf16_against_fp32(repeats=1) > 0
 
 
 def test_cuda_precision_choice_without_a_gpu(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import platform
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError, UserError
+from .io import atomic_write_text
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -84,30 +86,57 @@ def cpu_has_native_bf16() -> bool:
 
 
 _bf16_measured: dict[int, bool] = {}
+BF16_MARGIN = 1.25  # bf16 must be this much faster: a noisy timing must not flip a machine's precision
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cifarlab"
 
 
 def cpu_bf16_is_faster(repeats: int = 2) -> bool:
-    """Times a convolution's forward and backward, as training runs it, in bf16 (whole batch) and in fp32 (passes
-    of CPU_FP32_MICRO_BATCH): some CPUs that advertise AVX512-BF16 without AMX run bf16 convolutions slower than
-    fp32 (a 2-core Xeon, model 207: 186 against 311 img/s on the advanced preset). Measured once per process
-    and thread count (about a second)."""
+    """Whether bf16 autocast trains a convolution clearly faster than fp32 on this CPU (some that advertise
+    AVX512-BF16 without AMX run it slower: a 2-core Xeon, model 207, trained the advanced preset at 186 img/s
+    in bf16 against 311 in fp32). Timed once per machine (CPU, threads, torch) and kept in the cache folder,
+    so every run on a machine makes the same choice and a resumed run continues in its precision."""
     threads = torch.get_num_threads()
-    if threads not in _bf16_measured:
-        conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
-        x = torch.randn(256, 64, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_()
+    if threads in _bf16_measured:
+        return _bf16_measured[threads]
+    key = f"{_cpu_model()}|{cpu_vector_isa(_cpuinfo())}|{threads}|{torch.__version__}"
+    path = CACHE / "cpu_bf16.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict) or not isinstance(known.get(key), bool):
+        known = known if isinstance(known, dict) else {}
+        known[key] = _time_bf16_against_fp32(repeats) > BF16_MARGIN
+        try:
+            atomic_write_text(path, json.dumps(known, indent=1) + "\n")
+        except OSError:
+            pass  # a read-only home: the choice is measured again next time
+    _bf16_measured[threads] = known[key]
+    return known[key]
 
-        def seconds(dtype, passes):
-            best = float("inf")
-            for _ in range(repeats + 1):  # the first round warms up oneDNN's kernels
-                t0 = time.perf_counter()
-                for part in x.split(len(x) // passes):
-                    with autocast(torch.device("cpu"), dtype):
-                        conv(part).float().sum().backward()
-                best = min(best, time.perf_counter() - t0)
-            return best
 
-        _bf16_measured[threads] = seconds(torch.bfloat16, 1) < seconds(None, len(x) // CPU_FP32_MICRO_BATCH)
-    return _bf16_measured[threads]
+def _time_bf16_against_fp32(repeats: int) -> float:
+    """fp32 seconds over bf16 seconds for a conv's forward and backward, each in the passes training uses."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(256, 64, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_()
+
+    def seconds(dtype, passes):
+        best = float("inf")
+        for _ in range(repeats + 1):  # the first round warms up oneDNN's kernels
+            t0 = time.perf_counter()
+            for part in x.split(len(x) // passes):
+                with autocast(torch.device("cpu"), dtype):
+                    conv(part).float().sum().backward()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    return seconds(None, len(x) // CPU_FP32_MICRO_BATCH) / seconds(torch.bfloat16, 1)
+
+
+def _cpu_model() -> str:
+    info = _cpuinfo()
+    return next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or platform.machine())  # fmt: skip
 
 
 def select_precision(device: torch.device, precision: str = "auto") -> torch.dtype | None:
@@ -140,12 +169,7 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        info = _cpuinfo()
-        name = next(
-            (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-            platform.processor() or platform.machine(),
-        )
-        isa = cpu_vector_isa(info)
+        name, isa = _cpu_model(), cpu_vector_isa(_cpuinfo())
         return f"cpu ({name}, {torch.get_num_threads()} threads{', ' + isa if isa else ''})"
     return device.type
 
