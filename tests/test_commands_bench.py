@@ -98,7 +98,8 @@ def test_dev_bench_scores_on_validation_and_never_on_test(tiny_data, tmp_path):
     seen = json.loads((tmp_path / "b.dev.json").read_text())["runs"][0]
     assert seen["robustness"]["seen"] == ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"]
     text = dev_compare(str(tmp_path / "a.dev.json"), str(tmp_path / "b.dev.json"))
-    assert "a - b over 2 paired seeds" in text and "held_out_acc" in text and "95% CI" in text
+    assert "a - b over 2 paired seeds" in text and "95% CI" in text
+    assert "held out by both (15)" in text and "all families (19)" in text  # b saw the 4 noise families
 
 
 def test_paired_difference_matches_students_t():

@@ -72,3 +72,21 @@ def test_selective_tta_tool(two_runs, tiny_data, tmp_path):
         ("flip_translate", 0.25),
     ]
     assert all(0 <= r["test_acc"] <= 1 and r["seconds"] >= 0 for r in rows)
+
+
+def test_real_files_png_is_lossless_and_jpeg_goes_through_the_codec(two_runs, tiny_data):
+    import real_files
+    import torch
+
+    from cifarlab.checkpoint import model_from_checkpoint
+    from cifarlab.data import load_cifar10
+    from cifarlab.inference import Normalized
+
+    row = real_files.measure(two_runs[0], "test", 40, str(tiny_data))
+    model, _, _ = model_from_checkpoint(two_runs[0])
+    data = load_cifar10(tiny_data)
+    with torch.no_grad():
+        pred = Normalized(model).eval()(data.test_x[:40].float() / 255).argmax(-1)
+    assert row["png"] == pytest.approx(float((pred == data.test_y[:40]).float().mean()))  # PNG: the same pixels
+    assert row["n"] == 40 and {"jpeg90", "jpeg75"} <= set(row)
+    assert row["jpeg75_gap_points"] == pytest.approx(round(100 * (row["png"] - row["jpeg75"]), 2))

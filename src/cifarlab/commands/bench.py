@@ -132,27 +132,38 @@ def dev_line(r: dict) -> str:
 
 
 def dev_compare(a_path: str, b_path: str) -> str:
-    """Paired (by seed) differences A - B of two dev benches: mean, 95% interval, p."""
+    """Paired (by seed) differences A - B of two dev benches: mean, 95% interval, p. Corruption accuracy is
+    compared over the families held out for both recipes (the same families on both sides) and over all."""
     a, b = (json.loads(Path(p).read_text()) for p in (a_path, b_path))
     by_seed = {r["seed"]: r for r in b["runs"]}
     pairs = [(r, by_seed[r["seed"]]) for r in a["runs"] if r["seed"] in by_seed]
     if len(pairs) < 2:
         raise UserError(f"{a_path} and {b_path} share {len(pairs)} seeds: a paired comparison needs at least 2")
     lines = [f"{a['name']} - {b['name']} over {len(pairs)} paired seeds:"]
-    for key in ("val_acc", "val_acc_one_view", "held_out_acc", "seen_acc"):
-        xs = [(ra.get(key), rb.get(key)) for ra, rb in pairs]
-        if any(u is None or v is None for u, v in xs):
-            continue
+    metrics = {k: [(ra[k], rb[k]) for ra, rb in pairs] for k in ("val_acc", "val_acc_one_view")}
+    if all(ra.get("robustness") and rb.get("robustness") for ra, rb in pairs):
+        rob_a, rob_b = pairs[0][0]["robustness"], pairs[0][1]["robustness"]
+        seen = set(rob_a.get("seen", [])) | set(rob_b.get("seen", []))
+        common = [f for f in rob_a["per_corruption"] if f in rob_b["per_corruption"] and f not in seen]
+        every = [f for f in rob_a["per_corruption"] if f in rob_b["per_corruption"]]
+        for label, fams in ((f"held out by both ({len(common)})", common), (f"all families ({len(every)})", every)):
+            metrics[label] = [(_family_mean(ra, fams), _family_mean(rb, fams)) for ra, rb in pairs]
+    for key, xs in metrics.items():
         d = paired_difference([u for u, _ in xs], [v for _, v in xs])
         lo, hi = d["ci95"]
-        lines.append(
-            f"  {key:<17} {100 * d['mean']:+.2f} points (95% CI {100 * lo:+.2f} to {100 * hi:+.2f}, p {d['p']:.3g})"
-        )
+        lines.append(f"  {key:<26} {100 * d['mean']:+.2f} points (95% CI {100 * lo:+.2f} to {100 * hi:+.2f}, "
+                     f"p {d['p']:.3g})")  # fmt: skip
     ratio = statistics.fmean(ra["wall_time_s"] for ra, _ in pairs) / statistics.fmean(
         rb["wall_time_s"] for _, rb in pairs
     )
-    lines.append(f"  wall time ratio   {ratio:.3f}")
+    lines.append(f"  wall time ratio            {ratio:.3f}")
     return "\n".join(lines)
+
+
+def _family_mean(run: dict, families: list[str]) -> float:
+    per = run["robustness"]["per_corruption"]
+    vals = [a for f in families for a in per[f]]
+    return sum(vals) / len(vals)
 
 
 def aggregate(summaries: list[Summary], overrides: list | None = None) -> BenchResult:
