@@ -90,3 +90,18 @@ def test_real_files_png_is_lossless_and_jpeg_goes_through_the_codec(two_runs, ti
     assert row["png"] == pytest.approx(float((pred == data.test_y[:40]).float().mean()))  # PNG: the same pixels
     assert row["n"] == 40 and {"jpeg90", "jpeg75"} <= set(row)
     assert row["jpeg75_gap_points"] == pytest.approx(round(100 * (row["png"] - row["jpeg75"]), 2))
+
+
+def test_dev_table_families_averages_severities_and_seeds_and_marks_seen(tmp_path):
+    import dev_table
+
+    def run(gauss, jpeg):
+        return {"robustness": {"per_corruption": {"gaussian_noise": gauss, "jpeg_compression": jpeg},
+                               "seen": ["gaussian_noise"]}}
+
+    path = tmp_path / "a.dev.json"
+    path.write_text(json.dumps({"name": "a", "runs": [run([0.2, 0.4], [0.9, 0.7]), run([0.6, 0.8], [0.5, 0.5])]}))
+    lines = dev_table.family_table([path]).splitlines()
+    assert lines[0] == "| family | a |"
+    assert lines[2] == "| gaussian_noise | 50.0* |"  # mean of 0.3 and 0.7, seen in training
+    assert lines[3] == "| jpeg_compression | 65.0 |"  # mean of 0.8 and 0.5, held out

@@ -3,6 +3,7 @@ accuracy, held-out and seen corruption accuracy, wall time, seeds), then the pai
 reference recipe.
 
     python tools/dev_table.py results/robust/screen/*.dev.json --against results/robust/screen/base.dev.json
+    python tools/dev_table.py results/robust/screen/{base,stem,stem_aug25}.dev.json --families  # per family
 """
 
 from __future__ import annotations
@@ -39,10 +40,26 @@ def row(path: Path) -> str:
     )
 
 
+def family_table(paths: list[Path]) -> str:
+    """Mean accuracy per corruption family (severities and seeds averaged), one column per recipe; * marks seen."""
+    data = [json.loads(p.read_text()) for p in paths]
+    fams = list(data[0]["runs"][0]["robustness"]["per_corruption"])
+    lines = ["| family | " + " | ".join(d["name"] for d in data) + " |", "|---|" + "---:|" * len(data)]
+    for f in fams:
+        cells = []
+        for d in data:
+            per_run = [statistics.fmean(r["robustness"]["per_corruption"][f]) for r in d["runs"]]
+            seen = "*" if f in d["runs"][0]["robustness"].get("seen", []) else ""
+            cells.append(f"{100 * statistics.fmean(per_run):.1f}{seen}")
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dev_json", nargs="+", type=Path)
     ap.add_argument("--against", type=Path, help="the reference recipe's dev.json for paired differences")
+    ap.add_argument("--families", action="store_true", help="also print the mean accuracy per corruption family")
     args = ap.parse_args()
     print("| recipe | overrides | epochs | val acc (TTA) | val acc (one view) | held-out corruptions (families) | "
           "seen (families) | wall / run | corrupted images | seeds |")  # fmt: skip
@@ -57,6 +74,9 @@ def main() -> None:
                     print("    " + dev_compare(str(p), str(args.against)).replace("\n", "\n    "))
                 except UserError as e:
                     print(f"    {p.name}: {e}")
+    if args.families:
+        print()
+        print(family_table([p for p in args.dev_json if json.loads(p.read_text())["runs"][0].get("robustness")]))
 
 
 if __name__ == "__main__":
