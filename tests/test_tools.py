@@ -75,9 +75,9 @@ def test_selective_tta_tool(two_runs, tiny_data, tmp_path):
 
 
 def test_real_files_png_is_lossless_and_jpeg_goes_through_the_codec(two_runs, tiny_data):
-    import real_files
     import torch
 
+    import real_files
     from cifarlab.checkpoint import model_from_checkpoint
     from cifarlab.data import load_cifar10
     from cifarlab.inference import Normalized
@@ -96,8 +96,12 @@ def test_dev_table_families_averages_severities_and_seeds_and_marks_seen(tmp_pat
     import dev_table
 
     def run(gauss, jpeg):
-        return {"robustness": {"per_corruption": {"gaussian_noise": gauss, "jpeg_compression": jpeg},
-                               "seen": ["gaussian_noise"]}}
+        return {
+            "robustness": {
+                "per_corruption": {"gaussian_noise": gauss, "jpeg_compression": jpeg},
+                "seen": ["gaussian_noise"],
+            }
+        }
 
     path = tmp_path / "a.dev.json"
     path.write_text(json.dumps({"name": "a", "runs": [run([0.2, 0.4], [0.9, 0.7]), run([0.6, 0.8], [0.5, 0.5])]}))
