@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from cifarlab import UserError
 from cifarlab.commands.bench import aggregate, bench, results_table
 from cifarlab.rundir import summary_from_dict
 from conftest import TINY, bench_summary
@@ -27,7 +28,7 @@ def test_results_table_groups_stages_by_machine(tmp_path):
         paths.append(tmp_path / f"{len(paths)}.bench.json")
         paths[-1].write_text(json.dumps(r))
     rows = results_table(paths).splitlines()[2:]
-    assert rows[0].startswith("| baseline | 90.00% | 1 |")  # one seed: no "± 0.00"
+    assert rows[0].startswith("| baseline | unrecorded | 90.00% | 1 |")  # one seed: no "± 0.00"
     assert [(row.split("|")[1].strip(), row.split("|")[-2].split(",")[0].strip()) for row in rows] == [
         ("baseline", "cpu (x"),
         ("advanced", "cpu (x"),
@@ -53,7 +54,7 @@ def test_results_table_names_overrides_and_split(tmp_path):
     paths = [_write(tmp_path / f"{name}.bench.json", r) for name, r in [("a", full), ("b", preset), ("c", old)]]
     rows = results_table(paths).splitlines()[2:]
     assert [row.split("|")[1].strip() for row in rows] == ["baseline", "advanced", "advanced (data.val_size=0)"]
-    assert [row.split("|")[7].strip() for row in rows] == ["45,000 / 5,000", "45,000 / 5,000", "50,000 / 0"]
+    assert [row.split("|")[8].strip() for row in rows] == ["45,000 / 5,000", "45,000 / 5,000", "50,000 / 0"]
 
 
 def test_bench_end_to_end(tiny_data, tmp_path):
@@ -66,6 +67,10 @@ def test_bench_end_to_end(tiny_data, tmp_path):
     assert saved["test_acc"] == r.test_acc and all(0 <= a <= 1 for a in saved["test_acc"])
     row = (tmp_path / "baseline.bench.md").read_text().splitlines()[-1]
     assert row.startswith("| baseline (data.val_size=50, ") and "| 500 / 0 |" in row
+    # both seeds are one recipe, recorded with its fingerprint in every summary and in the row
+    ids = {run["recipe_id"] for run in saved["runs"]}
+    assert ids == {saved["recipe_id"]} and len(saved["recipe_id"]) == 10 and f"| {saved['recipe_id']} |" in row
+    assert "runtime" not in saved["recipe"] and "seed" not in saved["recipe"]["train"]
 
 
 def _agg(summaries: list[dict]) -> dict:
@@ -112,3 +117,27 @@ def test_paired_difference_matches_students_t():
     assert d["p"] == pytest.approx(0.0796, abs=1e-3)
     with pytest.raises(ValueError):
         paired_difference([0.9], [0.8])
+
+
+def test_recipe_id_ignores_where_and_seed_but_not_what_is_learned():
+    from cifarlab.config import apply_overrides, load_preset, recipe_id
+
+    base = load_preset("advanced")
+    same = apply_overrides(load_preset("advanced"), ["train.seed=7", "runtime.precision=fp32", "data.dir=/x"])
+    other = apply_overrides(load_preset("advanced"), ["data.augment.corrupt=0.25"])
+    assert recipe_id(same) == recipe_id(base) != recipe_id(other)
+
+
+def test_runs_of_two_recipes_are_never_averaged_into_one_row(tmp_path):
+    a, b = bench_summary(0, 0.94, 600), bench_summary(1, 0.93, 600)
+    a["recipe_id"], b["recipe_id"] = "aaaaaaaaaa", "bbbbbbbbbb"
+    with pytest.raises(UserError, match="2 recipes"):
+        _agg([a, b])
+    b["recipe_id"] = "aaaaaaaaaa"
+    good = _agg([a, b])
+    assert good["recipe_id"] == "aaaaaaaaaa"
+    good["runs"][1]["recipe_id"] = "bbbbbbbbbb"  # a bench file merged by hand
+    path = tmp_path / "advanced.bench.json"
+    path.write_text(json.dumps(good))
+    with pytest.raises(UserError, match="2 recipes"):
+        results_table([path])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import hashlib
+import json
 import math
 import sys
 import typing
@@ -142,6 +144,21 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def recipe(cfg: Config) -> dict:
+    """What is learned and how it is scored: the config less its name, runtime, seed and data location."""
+    d = cfg.to_dict()
+    for k in ("name", "description", "runtime"):
+        d.pop(k)
+    d["train"].pop("seed")
+    d["data"].pop("dir")
+    return d
+
+
+def recipe_id(cfg: Config) -> str:
+    """A short fingerprint of the recipe: runs that share it may be averaged into one row, others may not."""
+    return hashlib.sha256(json.dumps(recipe(cfg), sort_keys=True).encode()).hexdigest()[:10]
 
 
 # Keys of earlier versions -> their home now. Accepted with a one-line note (silently in stored run configs).

@@ -108,6 +108,8 @@ class Summary:
     finished: str | None = None
     run_dir: str | None = None  # set in bench results only
     status: str = "completed"  # or "pruned": a search trial stopped early by its pruner
+    recipe_id: str | None = None  # config.recipe_id: None in summaries written before it
+    recipe: dict | None = None  # the resolved recipe (config.recipe) the fingerprint is of
 
 
 def summary_from_dict(d: dict, path: Path | str = "summary") -> Summary:
@@ -248,6 +250,8 @@ class BenchResult:
     torch: str | None = None
     runs: list = field(default_factory=list)  # the summaries, with run_dir
     overrides: list = field(default_factory=list)  # a row made with --set must not pass for the preset itself
+    recipe_id: str | None = None  # the one recipe all its runs share (None in bench files before it)
+    recipe: dict | None = None
 
 
 def write_bench(path: Path, r: BenchResult) -> None:

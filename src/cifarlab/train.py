@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from . import checkpoint as ckpt_io
-from .config import Config, save_yaml
+from .config import Config, recipe, recipe_id, save_yaml
 from .data import Cifar10, Loader, load_cifar10, locate, train_val_indices
 from .errors import TrainingError, UserError
 from .events import EpochEnd, Interrupt, StepEnd, TrainEnd, TrainStart
@@ -572,4 +572,6 @@ def make_summary(t: Trainer, test_loss, test_acc, test_eval_time) -> Summary:
         seed=t.cfg.train.seed,
         data=t.data_source,
         finished=datetime.now().isoformat(timespec="seconds"),
+        recipe_id=recipe_id(t.cfg),
+        recipe=recipe(t.cfg),
     )

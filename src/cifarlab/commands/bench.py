@@ -166,7 +166,15 @@ def _family_mean(run: dict, families: list[str]) -> float:
     return sum(vals) / len(vals)
 
 
+def check_one_recipe(ids: list, what: str) -> None:
+    """One row averages one recipe: runs whose recipe fingerprints differ are refused together."""
+    distinct = sorted({i or "unrecorded" for i in ids})
+    if len(distinct) > 1:
+        raise UserError(f"{what} holds runs of {len(distinct)} recipes ({', '.join(distinct)}): bench each apart")
+
+
 def aggregate(summaries: list[Summary], overrides: list | None = None) -> BenchResult:
+    check_one_recipe([s.recipe_id for s in summaries], "this bench")
     acc = [s.test_acc for s in summaries]
     wall = [s.wall_time_s for s in summaries]
     first = summaries[0]
@@ -194,14 +202,16 @@ def aggregate(summaries: list[Summary], overrides: list | None = None) -> BenchR
         torch=first.torch,
         runs=[dataclasses.asdict(s) for s in summaries],
         overrides=list(overrides or []),
+        recipe_id=first.recipe_id,
+        recipe=first.recipe,
     )
 
 
 def table_header() -> str:
     return (
-        "| stage | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | train / val images | "
-        "epoch reaching val 90 / 93 / 94% | params | MFLOPs/img | TTA | hardware |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| stage | recipe | test accuracy (mean ± std) | seeds | wall time / run | train img/s | epochs | "
+        "train / val images | epoch reaching val 90 / 93 / 94% | params | MFLOPs/img | TTA | hardware |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
 
 
@@ -219,7 +229,8 @@ def markdown_row(r: BenchResult) -> str:
     stage = stage.replace("|", "\\|")  # a value with a pipe must not split the Markdown row
     split = " / ".join("?" if n is None else f"{n:,}" for n in (r.train_images, r.val_images))
     return (
-        f"| {stage} | {accuracy_cell(r.test_acc_mean, r.test_acc_std, len(r.seeds))} | {len(r.seeds)} | "
+        f"| {stage} | {r.recipe_id or 'unrecorded'} | "
+        f"{accuracy_cell(r.test_acc_mean, r.test_acc_std, len(r.seeds))} | {len(r.seeds)} | "
         f"{r.wall_time_mean_s:.0f} s (max {r.wall_time_max_s:.0f}) | {r.train_img_per_s_mean:.0f} | "
         f"{round(float(r.epochs), 2):g} | {split} | {_time_to(r)} | {r.params / 1e6:.2f}M | "
         f"{r.flops_per_image / 1e6:.0f} | {r.tta} | {r.device}, {r.dtype} |"
@@ -231,6 +242,7 @@ def results_table(paths: list[Path]) -> str:
     rows = []
     for p in paths:
         r = read_bench(p)
+        check_one_recipe([run.get("recipe_id") for run in r.runs if isinstance(run, dict)] or [r.recipe_id], str(p))
         key = (r.device, STAGE_ORDER.get(r.preset, 9), r.train_images or 0, float(r.epochs))
         rows.append((key, markdown_row(r)))
     rows.sort(key=lambda kr: kr[0])
