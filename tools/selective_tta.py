@@ -19,6 +19,7 @@ from cifarlab.checkpoint import model_from_checkpoint
 from cifarlab.data import Loader, load_cifar10, locate
 from cifarlab.hardware import select_precision
 from cifarlab.inference import predict_logits
+from cifarlab.io import atomic_write_text
 from cifarlab.metrics import accuracy
 from cifarlab.rundir import recorded_source
 
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
             rows.append(row)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+        atomic_write_text(args.out, json.dumps(rows, indent=1) + "\n")  # a stopped run leaves the old file whole
     return 0
 
 
