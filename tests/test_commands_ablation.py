@@ -21,6 +21,24 @@ def test_ablation_skips_what_the_preset_lacks():
     assert len(stages) == len(inter.model["stages"]) - 1
 
 
+def test_no_augmentation_turns_off_every_augmentation():
+    import dataclasses
+
+    from cifarlab.commands.ablation import VARIANTS, apply_variant
+    from cifarlab.config import AugmentConfig, apply_overrides, load_preset
+
+    on = ["data.augment.brightness=0.2", "data.augment.contrast=0.2", "data.augment.resize_from=16",
+          "data.augment.resize_until=2", "data.augment.corrupt=0.25", "data.augment.cutout=8"]  # fmt: skip
+    off = apply_variant(apply_overrides(load_preset("advanced"), on), VARIANTS["no_augmentation"][1]).data.augment
+    # what a field's "off" is; the parameters of another augmentation (pad_mode, ...) need none
+    is_off = {"translate": 0, "flip": "none", "cutout": 0, "brightness": 0, "contrast": 0, "resize_from": 0,
+              "corrupt": 0}  # fmt: skip
+    parameters = {"pad_mode", "resize_until", "corrupt_ops"}
+    fields = {f.name for f in dataclasses.fields(AugmentConfig)}
+    assert fields == set(is_off) | parameters, "a new augmentation: say here how no_augmentation turns it off"
+    assert {k: getattr(off, k) for k in is_off} == is_off
+
+
 SMALL = [
     "data.val_size=50", "data.batch_size=50", "data.eval_batch_size=100", "runtime.tensorboard=false",
     "model.stages.1.channels=32", "model.stages.2.channels=32", "runtime.precision=fp32",

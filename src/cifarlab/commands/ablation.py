@@ -34,7 +34,15 @@ VARIANTS = {
     "full": ("nothing", []),
     "no_augmentation": (
         "augmentation",
-        ["data.augment.translate=0", "data.augment.flip=none", "data.augment.cutout=0"],
+        [  # every augmentation the loader has: geometry, colour jitter, progressive resizing, corruptions
+            "data.augment.translate=0",
+            "data.augment.flip=none",
+            "data.augment.cutout=0",
+            "data.augment.brightness=0",
+            "data.augment.contrast=0",
+            "data.augment.resize_from=0",
+            "data.augment.corrupt=0",
+        ],
     ),
     "no_batchnorm": ("batch norm", ["model.defaults.bn=false"]),
     "no_dropout": ("dropout", ["model.head.dropout=0.0"]),
