@@ -87,3 +87,26 @@ def test_selective_tta_views_only_the_least_confident():
     rest[unsure] = False
     assert torch.allclose(out[unsure], full[unsure], atol=1e-5)
     assert torch.allclose(out[rest], plain[rest], atol=1e-6)
+
+
+def test_selective_tta_picks_the_least_confident_of_the_whole_set_not_of_each_batch():
+    """predict_logits with a fraction: the share is taken over every image the loader yields, so a batch of
+    confident images takes no extra views while a batch of unsure ones takes them all."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from cifarlab.inference import least_confident, predict_logits
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    x = torch.randn(40, 3, 32, 32)
+    plain = F.log_softmax(infer(model, x), -1)
+    order = plain.max(-1).values.argsort()  # least confident first
+    x = x[order.flip(0)]  # batch 1: the 20 most confident, batch 2: the 20 least
+    plain, full = plain[order.flip(0)], predict_logits(model, [(x, torch.zeros(40))], None, "flip_translate")[0]
+    loader = [(x[:20], torch.zeros(20)), (x[20:], torch.ones(20))]
+    out, y = predict_logits(model, loader, None, "flip_translate", 0.5)
+    assert torch.equal(y, torch.cat([torch.zeros(20), torch.ones(20)]))
+    assert set(least_confident(plain, 0.5).tolist()) == set(range(20, 40))
+    assert torch.allclose(out[:20], plain[:20], atol=1e-6)  # the confident batch: its plain pass alone
+    assert torch.allclose(out[20:], full[20:], atol=1e-5)  # the unsure batch: every view

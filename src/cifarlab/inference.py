@@ -46,11 +46,29 @@ def tta_views(x: torch.Tensor, tta: str) -> list[tuple[float, torch.Tensor]]:
 
 @torch.no_grad()
 def predict_logits(model, loader, dtype=None, tta: str = "none", fraction: float = 1.0):
-    """Logits (float32, on CPU) and labels for every batch of `loader`; TTA averages log-probabilities."""
-    outs, labels = [], []
+    """Logits (float32, on CPU) and labels for every batch of `loader`; TTA averages log-probabilities.
+
+    Selective TTA (`fraction` < 1) picks the least confident share of the whole set, not of each batch: a plain
+    pass over every batch first, then the other views for the chosen images only."""
+    if tta == "none" or fraction >= 1:
+        outs, labels = [], []
+        for x, y in loader:
+            outs.append(infer_tta(model, x, dtype, tta, fraction).cpu()), labels.append(y.cpu())
+        return torch.cat(outs), torch.cat(labels)
+    plain, labels = [], []
     for x, y in loader:
-        outs.append(infer_tta(model, x, dtype, tta, fraction).cpu()), labels.append(y.cpu())
-    return torch.cat(outs), torch.cat(labels)
+        plain.append(F.log_softmax(infer(model, x, dtype), -1).cpu()), labels.append(y.cpu())
+    plain = torch.cat(plain)
+    chosen = torch.zeros(len(plain), dtype=torch.bool)
+    chosen[least_confident(plain, fraction)] = True
+    start = 0
+    for x, _ in loader:  # the same batches again (an evaluation loader does not shuffle)
+        rows = chosen[start : start + len(x)].nonzero().squeeze(1)
+        if len(rows):
+            part = plain[start + rows].to(x.device)
+            plain[start + rows] = add_views(model, x[rows.to(x.device)], part, dtype, tta).cpu()
+        start += len(x)
+    return plain, torch.cat(labels)
 
 
 def infer_tta(model, x: torch.Tensor, dtype=None, tta: str = "none", fraction: float = 1.0) -> torch.Tensor:
@@ -65,9 +83,14 @@ def infer_tta(model, x: torch.Tensor, dtype=None, tta: str = "none", fraction: f
     plain = F.log_softmax(infer(model, x, dtype), -1)
     unsure = least_confident(plain, fraction)
     if len(unsure):
-        (w0, _), *others = tta_views(x[unsure], tta)  # the first view is the image itself: reuse its pass
-        plain[unsure] = w0 * plain[unsure] + sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in others)
+        plain[unsure] = add_views(model, x[unsure], plain[unsure], dtype, tta)
     return plain
+
+
+def add_views(model, x: torch.Tensor, plain: torch.Tensor, dtype, tta: str) -> torch.Tensor:
+    """Full-TTA log-probabilities of `x` from its plain pass's `plain` and the other views' passes."""
+    (w0, _), *others = tta_views(x, tta)  # the first view is the image itself: reuse its pass
+    return w0 * plain + sum(w * F.log_softmax(infer(model, v, dtype), -1) for w, v in others)
 
 
 def least_confident(log_probs: torch.Tensor, fraction: float) -> torch.Tensor:
