@@ -276,3 +276,21 @@ def test_bn_stats_frozen_keeps_running_statistics():
     with torch.no_grad():
         net(torch.randn(8, 3, 32, 32) + 3)
     assert not torch.equal(bn.running_mean, before)
+
+
+def test_blocks_refuse_options_they_would_ignore_and_honour_the_rest():
+    attn = {"block": "self_attention", "channels": 16, "heads": 4}
+    with pytest.raises(ConfigError, match="unknown key 'kernel' in model.stages.1"):
+        build_model({"stages": [{"channels": 16}, {**attn, "kernel": 5}]})
+    with pytest.raises(ConfigError, match="unknown key 'actt' in model.defaults"):
+        build_model({"defaults": {"actt": "gelu"}, "stages": [{"channels": 16}]})
+    # a default reaches the blocks that take it (conv's gelu), not the self-attention layer
+    net = build_model({"defaults": {"act": "gelu", "bn": True}, "stages": [{"channels": 16}, attn]})
+    assert isinstance(net.stages[0].act, torch.nn.GELU)
+    # residual blocks honour identity_init: their convs start as the identity on the shared channels
+    res = build_model(
+        {"stem": {"type": "none"}, "stages": [{"block": "residual", "channels": 8, "identity_init": True}]}
+    )
+    res = res.stages[0]
+    assert torch.equal(res.conv1.weight.detach()[:3, :3, 1, 1], torch.eye(3))  # 3 inputs: the first 3 filters
+    assert torch.equal(res.conv2.weight.detach()[:, :, 1, 1], torch.eye(8))

@@ -171,8 +171,9 @@ class ResidualBlock(nn.Module):
     ):
         super().__init__()
         self.pool = pool_layer(pool)
-        self.conv1, self.norm1, self.act1 = conv(cin, cout, kernel, bias=not bn), norm(cout, bn), activation(act)
-        self.conv2, self.norm2 = conv(cout, cout, kernel, bias=not bn), norm(cout, bn)
+        self.conv1 = conv(cin, cout, kernel, bias=not bn, identity_init=identity_init)
+        self.norm1, self.act1 = norm(cout, bn), activation(act)
+        self.conv2, self.norm2 = conv(cout, cout, kernel, bias=not bn, identity_init=identity_init), norm(cout, bn)
         self.attn = make_attention(attention, cout)
         self.shortcut = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1, bias=False)
         self.act = activation(act)
@@ -201,13 +202,8 @@ class SelfAttentionBlock(nn.Module):
         pool=None,
         heads=4,
         resolution=None,
-        bn=False,
-        act="relu",
-        attention=None,
         dropout=0.0,
-        identity_init=False,
-        kernel=3,
-    ):
+    ):  # no conv, BN, activation or attention option: model.defaults' ones do not reach it, a stage's are refused
         super().__init__()
         if cin != cout:
             raise ConfigError(

@@ -134,6 +134,8 @@ def build_model(spec: dict, num_classes: int = 10) -> Net:
     stem, c, lost = build_stem(spec.get("stem", {}))
     resolution = 32 - lost
     defaults = spec.get("defaults", {}) or {}
+    # a default reaches the blocks that take it; a key no block takes is a typo
+    _check_keys(defaults, set().union(*(_options(cls) for cls in BLOCKS.values())), "model.defaults")
     layers = []
     stages = spec.get("stages") or []
     if not isinstance(stages, list) or not stages:
@@ -142,18 +144,18 @@ def build_model(spec: dict, num_classes: int = 10) -> Net:
         where = f"model.stages.{i}"
         if not isinstance(stage, dict):
             raise ConfigError(f"{where} must be a mapping, got {stage!r}")
-        stage = {**defaults, **stage}
-        kind = stage.pop("block", "conv")
+        kind = stage.get("block", "conv")
         if kind not in BLOCKS:
             raise ConfigError(f"unknown block '{kind}' in {where}: choose one of {', '.join(BLOCKS)}")
+        stage = {**{k: v for k, v in defaults.items() if k in _options(BLOCKS[kind])}, **stage}
+        stage.pop("block", None)
         cout = stage.pop("channels", c)
         depth = stage.pop("depth", 1)
         pool = stage.pop("pool", None)
         if not isinstance(cout, int) or cout <= 0 or not isinstance(depth, int) or depth <= 0:
             raise ConfigError(f"{where}: channels and depth must be positive integers")
         cls = BLOCKS[kind]
-        valid = set(inspect.signature(cls.__init__).parameters) - {"self", "cin", "cout", "pool", "resolution"}
-        _check_keys(stage, valid | {"block", "channels", "depth", "pool"}, where, defaults)
+        _check_keys(stage, _options(cls) | {"block", "channels", "depth", "pool"}, where)
         _check_values(stage, where)
         for j in range(depth):
             p = pool if j == 0 else None
@@ -250,13 +252,17 @@ def _built(where: str, cls, *args, **kwargs) -> nn.Module:
         raise ConfigError(f"{where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
-def _check_keys(d: dict, valid: set, where: str, defaults: dict | None = None) -> None:
+def _options(cls) -> set:
+    """The options a block takes from a config (its constructor's, less what the builder passes itself)."""
+    return set(inspect.signature(cls.__init__).parameters) - {"self", "cin", "cout", "pool", "resolution"}
+
+
+def _check_keys(d: dict, valid: set, where: str) -> None:
     if not isinstance(d, dict):
         raise ConfigError(f"{where} must be a mapping, got {d!r}")
     unknown = sorted(set(d) - set(valid))
     if unknown:
-        src = " (from model.defaults)" if defaults and unknown[0] in defaults else ""
-        raise ConfigError(f"unknown key '{unknown[0]}' in {where}{src}: valid keys are {', '.join(sorted(valid))}")
+        raise ConfigError(f"unknown key '{unknown[0]}' in {where}: valid keys are {', '.join(sorted(valid))}")
 
 
 @contextlib.contextmanager
