@@ -221,7 +221,8 @@ def test_the_net_owns_its_recipe_hooks():
     assert bn and all(abs((1 - m.momentum) ** 4 - 0.6) < 1e-9 for m in bn)
     plain = build_model(load_preset("baseline").model)
     assert plain.data_sample == 0
-    plain.on_step(100, 10, 100)  # no recipe hooks to run: nothing happens
+    plain.on_step(100, 10, 100)  # no whitening, no freeze: every parameter still trains
+    assert all(p.requires_grad for p in plain.parameters())
 
 
 def test_late_freezing_stops_the_stem_and_first_blocks():
