@@ -64,8 +64,11 @@ def test_micro_batch_auto_only_for_fp32_on_cpu(tiny_cfg, tmp_path, precision, ex
     run = build_run(cfg, tmp_path)
     assert run.micro_batch == expected
     x, y = next(run.train_loader.epoch(0))
+    before = [p.detach().clone() for p in run.model.parameters() if p.requires_grad]
     loss, correct = run.step(x, y)
     assert math.isfinite(loss.item()) and 0 <= correct <= len(y)
+    after = [p for p in run.model.parameters() if p.requires_grad]
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))  # the step updated the weights
 
 
 def test_run_directory_contents(tiny_cfg, tmp_path):
@@ -154,8 +157,10 @@ def test_fp16_uses_grad_scaler_path(tiny_cfg, tmp_path):
     # the scaler code path runs on CPU too (GradScaler is a no-op there): exercise it with a real step
     run.scaler = torch.amp.GradScaler("cpu")
     x, y = next(run.train_loader.epoch(0))
+    before = [p.detach().clone() for p in run.model.parameters()]
     loss, correct = run.step(x, y)
     assert torch.isfinite(loss) and 0 <= int(correct) <= len(y)
+    assert any(not torch.equal(a, b) for a, b in zip(run.model.parameters(), before))  # the scaler stepped
 
 
 def test_full_disk_keeps_previous_checkpoint(tiny_cfg, tmp_path, monkeypatch):
