@@ -29,6 +29,11 @@ def test_batch_augment_pipeline(tiny_data):
     b = [x for x, _ in ld.epoch(0)]
     assert all(torch.equal(p, q) for p, q in zip(a, b))  # a pure function of (seed, epoch, step)
     assert a[0].shape == (100, 3, 32, 32) and torch.isfinite(a[0]).all()
+    plain = next(Loader(d.train_x, d.train_y, 100, "cpu", shuffle=True, seed=1).epoch(0))[0]
+    moved = (a[0] - plain).abs().flatten(1).amax(1) > 1e-6
+    assert moved.float().mean() > 0.9  # the augmentation changed (nearly) every image, not an identity
+    zeros = (a[0] == 0).all(1).flatten(1).sum(1)  # cutout sets a square to the mean: 0 once normalized
+    assert (zeros >= 16).all() and (zeros <= 64).all()
 
 
 def test_progressive_resize_schedule_and_batches(tiny_data):
