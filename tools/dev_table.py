@@ -13,7 +13,7 @@ import json
 import statistics
 from pathlib import Path
 
-from cifarlab.commands.bench import dev_compare
+from cifarlab.commands.bench import dev_compare, family_mean
 from cifarlab.errors import UserError
 
 
@@ -48,7 +48,7 @@ def family_table(paths: list[Path]) -> str:
     for f in fams:
         cells = []
         for d in data:
-            per_run = [statistics.fmean(r["robustness"]["per_corruption"][f]) for r in d["runs"]]
+            per_run = [family_mean(r, [f]) for r in d["runs"]]
             seen = "*" if f in d["runs"][0]["robustness"].get("seen", []) else ""
             cells.append(f"{100 * statistics.fmean(per_run):.1f}{seen}")
         lines.append(f"| {f} | " + " | ".join(cells) + " |")

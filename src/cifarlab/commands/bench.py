@@ -147,7 +147,7 @@ def dev_compare(a_path: str, b_path: str) -> str:
         common = [f for f in rob_a["per_corruption"] if f in rob_b["per_corruption"] and f not in seen]
         every = [f for f in rob_a["per_corruption"] if f in rob_b["per_corruption"]]
         for label, fams in ((f"held out by both ({len(common)})", common), (f"all families ({len(every)})", every)):
-            metrics[label] = [(_family_mean(ra, fams), _family_mean(rb, fams)) for ra, rb in pairs]
+            metrics[label] = [(family_mean(ra, fams), family_mean(rb, fams)) for ra, rb in pairs]
     for key, xs in metrics.items():
         d = paired_difference([u for u, _ in xs], [v for _, v in xs])
         lo, hi = d["ci95"]
@@ -160,7 +160,8 @@ def dev_compare(a_path: str, b_path: str) -> str:
     return "\n".join(lines)
 
 
-def _family_mean(run: dict, families: list[str]) -> float:
+def family_mean(run: dict, families: list[str]) -> float:
+    """A dev run's corruption accuracy over `families`, every severity weighted alike."""
     per = run["robustness"]["per_corruption"]
     vals = [a for f in families for a in per[f]]
     return sum(vals) / len(vals)

@@ -147,15 +147,16 @@ def build_model(spec: dict, num_classes: int = 10) -> Net:
         kind = stage.get("block", "conv")
         if kind not in BLOCKS:
             raise ConfigError(f"unknown block '{kind}' in {where}: choose one of {', '.join(BLOCKS)}")
-        stage = {**{k: v for k, v in defaults.items() if k in _options(BLOCKS[kind])}, **stage}
+        cls = BLOCKS[kind]
+        options = _options(cls)
+        stage = {**{k: v for k, v in defaults.items() if k in options}, **stage}
         stage.pop("block", None)
         cout = stage.pop("channels", c)
         depth = stage.pop("depth", 1)
         pool = stage.pop("pool", None)
         if not isinstance(cout, int) or cout <= 0 or not isinstance(depth, int) or depth <= 0:
             raise ConfigError(f"{where}: channels and depth must be positive integers")
-        cls = BLOCKS[kind]
-        _check_keys(stage, _options(cls) | {"block", "channels", "depth", "pool"}, where)
+        _check_keys(stage, options | {"block", "channels", "depth", "pool"}, where)
         _check_values(stage, where)
         for j in range(depth):
             p = pool if j == 0 else None
