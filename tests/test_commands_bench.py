@@ -92,10 +92,20 @@ def test_dev_bench_scores_on_validation_and_never_on_test(tiny_data, tmp_path):
         dev_bench("baseline", 2, sets + ["data.augment.corrupt=0.5", "data.augment.corrupt_ops=[noise]"],
                   out=str(tmp_path), name="b", robust_n=20)  # fmt: skip
         dev_bench("baseline", 1, sets, out=str(tmp_path), name="a", robust_n=20, first_seed=2)  # adds a seed
+        # an evaluation choice is scored on the same trained nets: one view agrees exactly, no run is trained
+        flip = dev_bench("baseline", 1, sets + ["eval.tta=flip"], out=str(tmp_path), name="flip", robust_n=0,
+                         rescore=str(tmp_path / "a.dev.json"))  # fmt: skip
+        with pytest.raises(UserError, match="another recipe"):
+            dev_bench("baseline", 1, sets + ["optim.lr=0.5"], out=str(tmp_path), name="c", robust_n=0,
+                      rescore=str(tmp_path / "a.dev.json"))  # fmt: skip
     finally:
         b.DEV_VAL_SIZE = b_val
     saved = json.loads((tmp_path / "a.dev.json").read_text())
     assert [r["seed"] for r in saved["runs"]] == [0, 1, 2] and len(a["runs"]) == 2
+    assert [(r["run_dir"], r["val_acc_one_view"]) for r in flip["runs"]] == [
+        (r["run_dir"], r["val_acc_one_view"]) for r in saved["runs"]
+    ]
+    assert len(list(tmp_path.glob("*-baseline"))) == 5  # a's 3 runs and b's 2: rescoring trained none
     run = saved["runs"][0]
     assert 0 <= run["val_acc"] <= 1 and run["robustness"]["n"] == 20 and run["seen_acc"] is None
     summary = json.loads((tmp_path / run["run_dir"].split("/")[-1] / "summary.json").read_text())

@@ -101,6 +101,8 @@ def _add_bench(sub) -> None:
     b.add_argument("--first-seed", type=int, default=0, help="--dev: seeds run from this one (adds to the file)")
     b.add_argument("--robust-n", type=int, default=1000, help="--dev: validation images corrupted (0 = skip)")
     b.add_argument("--against", metavar="DEV_JSON", help="--dev: print the paired difference to this dev bench")
+    b.add_argument("--rescore", metavar="DEV_JSON",
+                   help="--dev: score that bench's checkpoints under these eval.* settings instead of training")  # fmt: skip
     r = sub.add_parser("results", help="the README results table, from bench outputs")
     r.add_argument("bench_json", nargs="+", help="bench.json files written by `cifarlab bench`")
     r.add_argument("--readme", metavar="FILE", help=argparse.SUPPRESS)  # moved to `make results`
@@ -249,6 +251,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.rescore and not args.dev:
+        raise UserError("--rescore scores a dev bench's checkpoints: add --dev")
     if not args.dev:
         bench(args.preset, args.seeds, args.overrides, data=args.data, out=args.out or "runs/bench",
               epochs=args.epochs, device=args.device)  # fmt: skip
@@ -256,7 +260,7 @@ def cmd_bench(args) -> int:
     out = args.out or "runs/dev"
     result = dev_bench(args.preset, args.seeds, args.overrides, data=args.data, out=out, epochs=args.epochs,
                        device=args.device, name=args.name, robust_n=args.robust_n,
-                       first_seed=args.first_seed)  # fmt: skip
+                       first_seed=args.first_seed, rescore=args.rescore)  # fmt: skip
     if args.against:
         print(dev_compare(str(Path(out) / f"{result['name']}.dev.json"), args.against))
     return 0

@@ -11,14 +11,17 @@ from pathlib import Path
 import torch
 
 from ..callbacks import default_callbacks
-from ..config import resolve
+from ..checkpoint import model_from_checkpoint
+from ..config import recipe, resolve
+from ..data import load_cifar10, locate
 from ..data.corruptions import seen_families
 from ..errors import ConfigError, UserError
+from ..hardware import select_device, select_precision
 from ..inference import predict_logits, robustness
 from ..io import atomic_write_text
 from ..metrics import accuracy_cell, mean_std, paired_difference
 from ..rundir import BenchResult, Summary, read_bench, write_bench
-from ..train import build_run, train
+from ..train import build_run, make_loaders, train
 
 DEV_VAL_SIZE = 5000  # `bench --dev`: 45,000 images train, 5,000 held out of training score
 
@@ -59,11 +62,13 @@ def dev_bench(
     robust_n: int = 1000,
     quiet: bool = False,
     first_seed: int = 0,
+    rescore: str | None = None,
 ) -> dict:
     """Train on 45,000 images and score on the 5,000 held out of training: clean validation accuracy (the recipe's
     TTA and one view) and the CIFAR-10-C families on `robust_n` of those images (held-out and seen means).
     The test set is never opened: this is how recipes are chosen. Writes <out>/<name>.dev.json, keeping the
-    other seeds of an earlier bench of that name (a later call adds seeds)."""
+    other seeds of an earlier bench of that name (a later call adds seeds). With `rescore` (a dev bench file),
+    its trained checkpoints are scored under this recipe's evaluation settings instead of training again."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     if robust_n < 0:
@@ -71,14 +76,17 @@ def dev_bench(
     name = name or preset
     path = Path(out) / f"{name}.dev.json"
     rows = []
-    for seed in range(first_seed, first_seed + seeds):
+    if rescore:
+        rows = rescore_dev(rescore, preset, overrides, data, epochs, device, robust_n)
+    for seed in range(first_seed, first_seed + seeds) if not rescore else ():
         cfg = resolve(preset, [*overrides, f"data.val_size={DEV_VAL_SIZE}"], epochs, seed, device)
         trainer = build_run(cfg, out, data, default_callbacks(tensorboard=False, quiet=quiet, live=False))
         trainer.fit()
         if trainer.stop_requested:
             raise KeyboardInterrupt
         summary = trainer.finish(test=False)
-        rows.append(score_on_validation(trainer, summary, robust_n))
+        rows.append(score_on_validation(trainer.eval_model(), trainer.val_loader, trainer.dtype, trainer.cfg,
+                                        str(trainer.dir), summary.wall_time_s, summary.train_img_per_s, robust_n))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "robustness"}))
     new = {r["seed"] for r in rows}
     if path.exists():
@@ -95,27 +103,60 @@ def dev_bench(
 
 
 @torch.no_grad()
-def score_on_validation(trainer, summary: Summary, robust_n: int) -> dict:
-    """The best checkpoint (loaded by finish) on the validation split, clean and corrupted."""
-    model, loader, cfg = trainer.eval_model(), trainer.val_loader, trainer.cfg
-    logits, y = predict_logits(model, loader, trainer.dtype, cfg.eval.tta, cfg.eval.tta_fraction)
-    plain, _ = predict_logits(model, loader, trainer.dtype, "none")
+def score_on_validation(model, loader, dtype, cfg, run_dir: str, wall_s, img_per_s, robust_n: int) -> dict:
+    """A trained net on the validation split, clean (the recipe's TTA and one view) and corrupted."""
+    logits, y = predict_logits(model, loader, dtype, cfg.eval.tta, cfg.eval.tta_fraction)
+    plain, _ = predict_logits(model, loader, dtype, "none")
     row = {
         "seed": cfg.train.seed,
-        "run_dir": str(trainer.dir),
+        "run_dir": run_dir,
         "val_acc": float((logits.argmax(-1) == y).float().mean()),
         "val_acc_one_view": float((plain.argmax(-1) == y).float().mean()),
-        "wall_time_s": summary.wall_time_s,
-        "train_img_per_s": summary.train_img_per_s,
+        "wall_time_s": wall_s,
+        "train_img_per_s": img_per_s,
     }
     if robust_n:
         n = min(robust_n, len(y))
         idx = torch.arange(len(y), device=y.device)[:: max(1, len(y) // n)][:n]
-        rob = robustness(model, loader.x[idx], y[idx], loader.normalize, trainer.dtype,
+        rob = robustness(model, loader.x[idx], y[idx], loader.normalize, dtype,
                          seen=seen_families(cfg.data.augment), seed=1)  # fmt: skip
         rob["clean_acc_same_images"] = float((plain[idx].argmax(-1) == y[idx]).float().mean())
         row.update(held_out_acc=rob["held_out_acc"], seen_acc=rob["seen_acc"], robustness=rob)
     return row
+
+
+def training_recipe(cfg) -> dict:
+    """The part of a recipe that training sees: evaluation settings may change without training again."""
+    return {k: v for k, v in recipe(cfg).items() if k != "eval"}
+
+
+def rescore_dev(path: str, preset, overrides, data, epochs, device, robust_n: int) -> list[dict]:
+    """Score the best checkpoints of dev bench `path` under this recipe's evaluation settings (TTA, its
+    fraction): the same trained nets, so that two evaluation choices are paired exactly. Refuses checkpoints
+    trained to another recipe."""
+    try:
+        runs = json.loads(Path(path).read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--rescore {path}: not a dev bench file ({e}); give one written by `bench --dev`") from None
+    rows, cifar = [], load_cifar10(locate(data or resolve(preset, overrides).data.dir))
+    for old in runs:
+        cfg = resolve(preset, [*overrides, f"data.val_size={DEV_VAL_SIZE}"], epochs, old["seed"], device)
+        dev = select_device(cfg.runtime.device)
+        ckpt_path = Path(old["run_dir"]) / "best.pt"
+        if not ckpt_path.is_file():
+            raise UserError(f"--rescore: {ckpt_path} is missing; rescore on the machine that trained the bench")
+        model, trained, _ = model_from_checkpoint(ckpt_path, dev)
+        if training_recipe(trained) != training_recipe(cfg):
+            raise UserError(f"--rescore: {ckpt_path} was trained to another recipe than {preset} with these "
+                            "--set options; only eval.* settings may differ")  # fmt: skip
+        if cfg.runtime.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        _, val, _, _ = make_loaders(cfg, cifar, dev)
+        dtype = select_precision(dev, cfg.runtime.precision)
+        rows.append(score_on_validation(model, val, dtype, cfg, old["run_dir"], old["wall_time_s"],
+                                        old.get("train_img_per_s"), robust_n))  # fmt: skip
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "robustness"}))
+    return rows
 
 
 def dev_line(r: dict) -> str:
