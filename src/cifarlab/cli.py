@@ -102,7 +102,7 @@ def _add_bench(sub) -> None:
     b.add_argument("--robust-n", type=int, default=1000, help="--dev: validation images corrupted (0 = skip)")
     b.add_argument("--against", metavar="DEV_JSON", help="--dev: print the paired difference to this dev bench")
     b.add_argument("--rescore", metavar="DEV_JSON",
-                   help="--dev: score that bench's checkpoints under these eval.* settings instead of training")  # fmt: skip
+                   help="--dev: score that bench's checkpoints under these eval.* settings, not training")  # fmt: skip
     r = sub.add_parser("results", help="the README results table, from bench outputs")
     r.add_argument("bench_json", nargs="+", help="bench.json files written by `cifarlab bench`")
     r.add_argument("--readme", metavar="FILE", help=argparse.SUPPRESS)  # moved to `make results`
