@@ -85,8 +85,18 @@ def dev_bench(
         if trainer.stop_requested:
             raise KeyboardInterrupt
         summary = trainer.finish(test=False)
-        rows.append(score_on_validation(trainer.eval_model(), trainer.val_loader, trainer.dtype, trainer.cfg,
-                                        str(trainer.dir), summary.wall_time_s, summary.train_img_per_s, robust_n))
+        rows.append(
+            score_on_validation(
+                trainer.eval_model(),
+                trainer.val_loader,
+                trainer.dtype,
+                trainer.cfg,
+                str(trainer.dir),
+                summary.wall_time_s,
+                summary.train_img_per_s,
+                robust_n,
+            )
+        )
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "robustness"}))
     new = {r["seed"] for r in rows}
     if path.exists():
