@@ -131,26 +131,41 @@ def test_predict_refuses_folders_truncated_files_bombs_and_bad_top(trained, tmp_
     assert "--top must be at least 1" in capsys.readouterr().err
 
 
-def test_predict_runs_in_the_runs_precision_in_passes(trained, tmp_path, monkeypatch):
-    """predict infers in the precision the run trained in (bf16 where the device has it), channels-last, in
-    passes of `chunk` images, with the run's (or the asked) selective-TTA fraction."""
+def test_predict_selective_tta_gives_views_to_the_least_confident_and_passes_keep_order(trained, tmp_path, monkeypatch):
+    """With --tta-fraction 0.4 of 5 images, the 2 least confident (after a plain pass) take the mirror view and
+    the other 3 keep their plain probabilities; passes of 2 images give what one pass gives, in order."""
+    import torch.nn.functional as F
+
+    from cifarlab.checkpoint import model_from_checkpoint
     from cifarlab.commands import predict as mod
+    from cifarlab.inference import Normalized
 
-    calls = []
-    real = mod.infer_tta
-    monkeypatch.setattr(mod, "select_precision", lambda dev, asked: torch.bfloat16)
-
-    def spy(net, x, dtype, tta, frac):
-        calls.append((len(x), dtype, frac, x.is_contiguous(memory_format=torch.channels_last)))
-        return real(net, x, dtype, tta, frac)
-
-    monkeypatch.setattr(mod, "infer_tta", spy)
+    monkeypatch.setattr(mod, "select_precision", lambda dev, asked: torch.float32)  # exact sums: a tight tolerance
+    predict = mod.predict
     paths = []
-    for i in range(5):
-        Image.new("RGB", (32, 32), (40 * i, 30, 30)).save(tmp_path / f"{i}.png")
+    g = torch.Generator().manual_seed(0)
+    for i in range(5):  # half noise, half flat colour: no image is its own mirror
+        img = torch.full((32, 32, 3), 40 * i, dtype=torch.uint8)
+        img[:, :16] = torch.randint(0, 256, (32, 16, 3), generator=g, dtype=torch.uint8)
+        Image.fromarray(img.numpy()).save(tmp_path / f"{i}.png")
         paths.append(str(tmp_path / f"{i}.png"))
-    results, errors = mod.predict(str(trained), paths, chunk=2, tta="flip", tta_fraction=0.5)
-    assert not errors and len(results) == 5
-    assert calls == [(2, torch.bfloat16, 0.5, True), (2, torch.bfloat16, 0.5, True), (1, torch.bfloat16, 0.5, True)]
-    probs = [[t["prob"] for t in r["top"]] for r in results]
-    assert all(len(p) == 3 and p == sorted(p, reverse=True) and 0 <= p[-1] <= p[0] <= 1 for p in probs)
+    net = Normalized(model_from_checkpoint(trained)[0]).eval()
+    x = torch.stack([load_image(p) for p in paths]).float() / 255
+    with torch.no_grad():
+        plain = F.log_softmax(net(x).float(), -1)
+        flip = 0.5 * plain + 0.5 * F.log_softmax(net(x.flip(-1)).float(), -1)
+    unsure = set(plain.max(-1).values.argsort()[:2].tolist())
+
+    def probs(results):
+        return torch.tensor([[t["prob"] for t in sorted(r["top"], key=lambda t: t["class"])] for r in results])
+
+    got = probs(predict(str(trained), paths, top_k=10, tta="flip", tta_fraction=0.4, chunk=5, calibrate=False)[0])
+    tol = 1e-4
+    sure = [i for i in range(5) if i not in unsure]  # the mirror view would change them: the test can tell
+    assert (flip[sure].softmax(-1) - plain[sure].softmax(-1)).abs().max() > 10 * tol
+    for i in range(5):
+        want = (flip if i in unsure else plain)[i].softmax(-1)
+        assert torch.allclose(got[i], want, atol=tol), i
+    one = probs(predict(str(trained), paths, top_k=10, tta="flip", chunk=5, calibrate=False)[0])
+    passes = probs(predict(str(trained), paths, top_k=10, tta="flip", chunk=2, calibrate=False)[0])
+    assert torch.allclose(one, passes, atol=tol) and torch.allclose(one, flip.softmax(-1), atol=tol)
