@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 
+@pytest.mark.slow
 def test_notebook_executes_on_tiny_data(tiny_data, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat", reason="nbformat not installed (pip install -e '.[test]')")
     nbclient = pytest.importorskip("nbclient", reason="nbclient not installed (pip install -e '.[test]')")

@@ -49,6 +49,7 @@ def _torchrun(*args, timeout=300):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_train_and_resume(tiny_data, tmp_path):
     # micro-batches of 20 in each rank's batch of 50: gradients all-reduced once per step, after the last
     sets = [a for s in TINY + ["train.epochs=1", "runtime.micro_batch=20"] for a in ("--set", s)]
@@ -71,6 +72,7 @@ def test_ddp_two_processes_train_and_resume(tiny_data, tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_ddp_trains_across_the_bias_freeze_and_late_freezing(tiny_data, tmp_path):
     """Each freeze turns requires_grad off after DDP wrapped the net: the trainer wraps it again, or the next
     step dies ('Expected to have finished reduction in the prior iteration')."""
