@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
 
 from cifarlab.commands.bench import dev_line, results_table
 
@@ -47,7 +48,7 @@ run. The test set gives only these final numbers; models are selected on a valid
     ),
     (
         "code",
-        """print(results_table([RESULTS / f"{s}.bench.json" for s in STAGES]))
+        """display(Markdown(results_table([RESULTS / f"{s}.bench.json" for s in STAGES])))
 acc = [100 * bench[s]["test_acc_mean"] for s in STAGES]
 std = [100 * bench[s]["test_acc_std"] for s in STAGES]
 wall = [bench[s]["wall_time_mean_s"] for s in STAGES]
@@ -104,7 +105,8 @@ fig, ax = plt.subplots(figsize=(7, 3))
 x = range(len(names))
 ax.bar([i - 0.2 for i in x], [100 * dev[n]["val_acc_mean"] for n in names], 0.4, label="clean validation")
 ax.bar([i + 0.2 for i in x], [100 * dev[n]["held_out_acc_mean"] for n in names], 0.4, label="held-out corruptions")
-ax.set_xticks(list(x), names), ax.set_ylim(50, 95), ax.set_ylabel("accuracy (%)"), ax.legend(loc="lower right")
+ax.set_xticks(list(x), names), ax.set_ylim(50, 100), ax.set_ylabel("accuracy (%)")
+ax.legend(loc="upper center", ncol=2, frameon=False)
 plt.tight_layout()
 plt.show()""",
     ),
@@ -118,7 +120,7 @@ writes `results/report/report.html`. Its headline:""",
     (
         "code",
         """report = (RESULTS / "report" / "report.md").read_text()
-print(report.split("## Headline")[1].split("##")[0].strip())""",
+display(Markdown(report.split("## Headline")[1].split("##")[0].strip()))""",
     ),
     (
         "md",
@@ -185,8 +187,12 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
 
 
 def text_outputs(nb: nbformat.NotebookNode) -> list[str]:
-    """What each code cell printed: the numbers a stale notebook would get wrong."""
-    return ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"]
+    """What each code cell printed or showed as Markdown: the numbers a stale notebook would get wrong."""
+    return [
+        "".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in c.get("outputs", []))
+        for c in nb.cells
+        if c.cell_type == "code"
+    ]
 
 
 def main() -> int:
