@@ -148,10 +148,13 @@ def rescore_dev(path: str, preset, overrides, data, epochs, device, robust_n: in
         runs = json.loads(Path(path).read_text())["runs"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"--rescore {path}: not a dev bench file ({e}); give one written by `bench --dev`") from None
-    rows, cifar = [], load_cifar10(locate(data or resolve(preset, overrides).data.dir))
+    base = resolve(preset, [*overrides, f"data.val_size={DEV_VAL_SIZE}"], epochs, None, device)
+    dev = select_device(base.runtime.device)
+    dtype = select_precision(dev, base.runtime.precision)
+    _, val, _, _ = make_loaders(base, load_cifar10(locate(data or base.data.dir)), dev)  # the split has no seed
+    rows = []
     for old in runs:
         cfg = resolve(preset, [*overrides, f"data.val_size={DEV_VAL_SIZE}"], epochs, old["seed"], device)
-        dev = select_device(cfg.runtime.device)
         ckpt_path = Path(old["run_dir"]) / "best.pt"
         if not ckpt_path.is_file():
             raise UserError(f"--rescore: {ckpt_path} is missing; rescore on the machine that trained the bench")
@@ -161,8 +164,6 @@ def rescore_dev(path: str, preset, overrides, data, epochs, device, robust_n: in
                             "--set options; only eval.* settings may differ")  # fmt: skip
         if cfg.runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        _, val, _, _ = make_loaders(cfg, cifar, dev)
-        dtype = select_precision(dev, cfg.runtime.precision)
         rows.append(score_on_validation(model, val, dtype, cfg, old["run_dir"], old["wall_time_s"],
                                         old.get("train_img_per_s"), robust_n))  # fmt: skip
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "robustness"}))
