@@ -33,9 +33,10 @@ format: setup
 	$(VENV)/bin/ruff check --fix src tests tools
 	$(VENV)/bin/ruff format src tests tools
 
-# Accuracy/speed benchmarks (long): 3 seeds per stage, then the README table from their JSON.
+# Accuracy/speed benchmarks (long): 3 seeds per stage (and stage 2's net with stage 3's training), then the README
+# table from their JSON.
 bench: setup
-	for p in baseline intermediate advanced; do \
+	for p in baseline intermediate intermediate-techniques advanced; do \
 	  $(VENV)/bin/cifarlab bench $$p --seeds 3 --out results/runs && cp results/runs/$$p.bench.json results/ || exit 1; \
 	done
 	$(MAKE) results
@@ -48,7 +49,7 @@ results: setup
 # evaluated are not evaluated again).
 report: setup
 	$(VENV)/bin/cifarlab compare $(wildcard results/runs/*-baseline) $(wildcard results/runs/*-intermediate) \
-	  $(wildcard results/runs/*-advanced) --out results/report \
+	  $(wildcard results/runs/*-intermediate-techniques) $(wildcard results/runs/*-advanced) --out results/report \
 	  $(if $(wildcard results/runs/ablation/ablation.json),--ablation results/runs/ablation/ablation.json,)
 
 clean:

@@ -183,7 +183,7 @@ def stage_gain_figure(groups: list[tuple[str, list[float], list[float]]]):
             a.scatter([i + d for d in _jitter(len(v))], v, color=c, zorder=3, s=22)
             a.annotate(f"{m:.1f}{unit}", (i + 0.3, m), xytext=(3, 0), textcoords="offset points", va="center",
                        fontsize=9)  # fmt: skip
-    names = [g[0] for g in groups]
+    names = [g[0].replace("-", "-\n") for g in groups]  # long preset names on two lines: four bars fit
     ax[0].set(title="test accuracy per preset (bar: mean; points: seeds)", ylabel="test accuracy (%)")
     lo = min(100 * min(g[1]) for g in groups)
     ax[0].set_ylim(max(0, lo - 8), 100)

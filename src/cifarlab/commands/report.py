@@ -33,7 +33,15 @@ from ..rundir import AblationRow, RunFiles, read_ablation, read_run, read_summar
 from .evaluate import evaluate_run
 from .tune import leaderboard, study_figures
 
-STAGES = ("baseline", "intermediate", "advanced")  # the headline compares presets in this order, then the rest
+# The headline compares presets in this order, then the rest; intermediate-techniques (stage 2's network, stage 3's
+# training) splits the stage-3 gain into what the training buys and what the faster network buys.
+STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced")
+STEPS = {
+    ("baseline", "intermediate"): "Architecture and attention, same training",
+    ("intermediate", "intermediate-techniques"): "Training techniques, same network",
+    ("intermediate-techniques", "advanced"): "The faster network, same training",
+    ("intermediate", "advanced"): "Network and training together",
+}
 SEVERITY = 3  # the robustness heat map's severity (of 1-5): the middle one
 
 
@@ -151,7 +159,8 @@ def mcnemar_matrix(groups: list[Group], pairs: list[Pair]) -> dict[tuple[str, st
 
 
 def headline(groups: list[Group], matrix: dict) -> list[str]:
-    """One sentence per step from a preset to the next (stage order), then the best preset's accuracy."""
+    """One sentence per step from a preset to the next (stage order), named by what the step changes where
+    STEPS knows it, then the best preset's accuracy."""
     lines = []
     for prev, g in zip(groups, groups[1:]):
         diff = 100 * (statistics.fmean(g.accs) - statistics.fmean(prev.accs))
@@ -166,8 +175,9 @@ def headline(groups: list[Group], matrix: dict) -> list[str]:
                 test = f"McNemar p < 0.05 in {n_diff} of {n} seed pairs, largest p {p_value_cell(p_max)}"
             evidence = f" (95% CI of the difference {100 * lo:+.2f} to {100 * hi:+.2f}; {test})"
         verb = "beats" if diff > 0 else "trails"
+        step = f"{STEPS[(prev.preset, g.preset)]}: " if (prev.preset, g.preset) in STEPS else ""
         lines.append(
-            f"{g.preset} {verb} {prev.preset} by {abs(diff):.2f} points{evidence}, at {ratio:.2f}× the wall time."
+            f"{step}{g.preset} {verb} {prev.preset} by {abs(diff):.2f} points{evidence}, at {ratio:.2f}× the wall time."
         )
     best = max(groups, key=lambda g: statistics.fmean(g.accs))
     mean = 100 * statistics.fmean(best.accs)
