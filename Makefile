@@ -45,12 +45,15 @@ results: setup
 	$(PY) tools/readme_table.py README.md results/*.bench.json $(wildcard results/avx2/*.bench.json) \
 	  $(wildcard results/amx/*.bench.json) $(wildcard results/xeon/*.bench.json) $(wildcard results/h100/*.bench.json)
 
-# The comparison report (evaluation, McNemar, robustness, calibration) of the runs in results/runs/ (runs already
-# evaluated are not evaluated again).
+# The comparison report (evaluation, McNemar, robustness, calibration) of the runs in $(RUNS) (runs already
+# evaluated are not evaluated again). The committed one: make report RUNS=results/stages
+# ABLATION=results/levers/ablation.json (the stage runs' records, without checkpoints; the ablation of the preset).
+RUNS     ?= results/runs
+ABLATION ?= $(RUNS)/ablation/ablation.json
 report: setup
-	$(VENV)/bin/cifarlab compare $(wildcard results/runs/*-baseline) $(wildcard results/runs/*-intermediate) \
-	  $(wildcard results/runs/*-intermediate-techniques) $(wildcard results/runs/*-advanced) --out results/report \
-	  $(if $(wildcard results/runs/ablation/ablation.json),--ablation results/runs/ablation/ablation.json,)
+	$(VENV)/bin/cifarlab compare $(wildcard $(RUNS)/*-baseline) $(wildcard $(RUNS)/*-intermediate) \
+	  $(wildcard $(RUNS)/*-intermediate-techniques) $(wildcard $(RUNS)/*-advanced) --out results/report \
+	  $(if $(wildcard $(ABLATION)),--ablation $(ABLATION),)
 
 clean:
 	rm -rf $(VENV) runs

@@ -98,6 +98,28 @@ def test_headline_matches_the_tables(report):
                      ("intermediate-techniques", "advanced")]  # fmt: skip
 
 
+def test_committed_report_headline_matches_its_tables():
+    """results/report/report.md, rebuilt from the stage runs, says in its headline what its tables hold."""
+    from pathlib import Path
+
+    md = (Path(__file__).parents[1] / "results" / "report" / "report.md").read_text()
+    assert len(check_headline(md)) == 3
+
+
+def test_committed_report_is_what_its_records_give(real_data, tmp_path):
+    """`make report RUNS=results/stages ABLATION=results/levers/ablation.json` writes the committed report.md
+    again from the stage runs' records: no stale headline, no number typed in."""
+    from pathlib import Path
+
+    from cifarlab.rundir import read_ablation
+
+    results = Path(__file__).parents[1] / "results"
+    runs = sorted(d for d in (results / "stages").iterdir() if (d / "summary.json").exists())
+    _, md = compare(runs, tmp_path, real_data, evaluate_missing=False,
+                    ablation=read_ablation(results / "levers" / "ablation.json"))  # fmt: skip
+    assert md.read_text() == (results / "report" / "report.md").read_text()
+
+
 def test_mcnemar_matrix_equals_the_pair_table(report):
     """Every matrix cell is the largest p over the pair table's rows for those presets, and its count of
     pairs at p < 0.05."""

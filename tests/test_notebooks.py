@@ -24,8 +24,11 @@ def test_committed_notebook_shows_what_results_give(monkeypatch):
         "the notebook's outputs are stale: run python tools/build_notebook.py"
     )
     figures = [o for c in committed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(figures) == 3
-    assert "advanced: +13.35 points over the stage before" in build_notebook.text_outputs(committed)[1]
+    assert len(figures) == 4
+    outputs = build_notebook.text_outputs(committed)
+    assert "advanced: +13.35 points over the stage before" in outputs[1]
+    # the decomposition: three steps, the differences of the bench files' means (results/xeon/)
+    assert "training techniques: +12.18 points (intermediate-techniques)" in outputs[2]
 
 
 @pytest.mark.slow
@@ -39,6 +42,6 @@ def test_notebook_trains_the_stages_on_tiny_data(tiny_data, tmp_path, monkeypatc
     nb = build_notebook.execute(build_notebook.build(), NOTEBOOK.parent)
     outputs = "".join(build_notebook.text_outputs(nb))
     assert "baseline: test accuracy" in outputs and "advanced: test accuracy" in outputs
-    # NotebookPlot displayed the training curves as images, after the 3 figures of the results part
-    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) > 3
+    # NotebookPlot displayed the training curves as images, after the 4 figures of the results part
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) > 4
     assert (tmp_path / "runs" / "report" / "report.html").exists()

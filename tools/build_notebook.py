@@ -64,6 +64,37 @@ plt.show()""",
     ),
     (
         "md",
+        """## Stage 3's gain, taken apart
+
+Stage 3 changes the network *and* the training. `intermediate-techniques` is stage 2's network trained with
+stage 3's techniques, so the gain splits into three steps: architecture and attention (same training), the
+training techniques (same network), the faster network (same training). All four on one 2-core Intel Xeon
+(fp32); the advanced row is one seed of an earlier session on a machine of the same name, so its time is
+indicative only.""",
+    ),
+    (
+        "code",
+        """XEON = {"baseline": "baseline", "intermediate": "intermediate",
+        "intermediate-techniques": "intermediate-techniques", "advanced": "advanced-robust-stem"}
+steps = {s: json.loads((RESULTS / "xeon" / f"{f}.bench.json").read_text()) for s, f in XEON.items()}
+display(Markdown(results_table([RESULTS / "xeon" / f"{f}.bench.json" for f in XEON.values()])))
+names = list(steps)
+acc = [100 * steps[s]["test_acc_mean"] for s in names]
+for s, a, b, what in zip(names[1:], acc[1:], acc[:-1], ["architecture and attention", "training techniques",
+                                                        "the faster network"]):
+    print(f"{what:>27}: {a - b:+.2f} points ({s})")
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+colors = ["#999", "#69c", "#6a6", "#c63"]
+labels = [s.replace("-", "-\\n") for s in names]
+ax1.bar(labels, acc, yerr=[100 * steps[s]["test_acc_std"] for s in names], color=colors, capsize=4)
+ax1.set_ylim(60, 100), ax1.set_ylabel("test accuracy (%)"), ax1.set_title("accuracy (mean over seeds)")
+ax2.bar(labels, [steps[s]["wall_time_mean_s"] for s in names], color=colors)
+ax2.set_ylabel("seconds"), ax2.set_title("wall time per run, 2-core Xeon")
+plt.tight_layout()
+plt.show()""",
+    ),
+    (
+        "md",
         """## What each technique of the advanced recipe buys
 
 `cifarlab ablate advanced`: the recipe with one technique removed (one seed each, against the full recipe's
