@@ -56,6 +56,19 @@ def _runs_row(md: str, preset: str) -> list[str]:
     return [c.strip() for c in line.strip("|").split("|")]
 
 
+def test_report_sections_and_figures(report):
+    html_path, md_path = report
+    page = html_path.read_text()
+    for sid in SECTIONS:
+        assert f'<section id="{sid}">' in page, sid
+        assert f"href='#{sid}'" in page, sid  # the table of contents links every section
+    # stage gain, curves, per-class, heat map + panels, calibration panels, ablation chart: embedded
+    assert page.count("data:image/png;base64,") == 7
+    assert "<details><summary>all 28 pairs</summary>" in page  # 8 runs: the full pair table, folded
+    md = md_path.read_text()
+    assert "## Headline" in md and "## McNemar tests" in md and "Accuracy drop at severity 3" in md
+
+
 def check_headline(md: str) -> list[tuple[str, str]]:
     """Each step sentence (preset to the next in the runs table) states what the step changes, the difference of
     the runs table's means, an interval around it, the ratio of its wall times and the McNemar matrix's largest
