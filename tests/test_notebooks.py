@@ -28,7 +28,7 @@ def test_committed_notebook_shows_what_results_give(monkeypatch):
     outputs = build_notebook.text_outputs(committed)
     assert "advanced: +13.35 points over the stage before" in outputs[1]
     # the decomposition: three steps, the differences of the bench files' means (results/xeon/)
-    assert "training techniques: +12.18 points (intermediate-techniques)" in outputs[2]
+    assert "Training techniques, same network: +12.18 points (intermediate-techniques)" in outputs[2]
 
 
 @pytest.mark.slow

@@ -74,7 +74,9 @@ indicative only.""",
     ),
     (
         "code",
-        """XEON = {"baseline": "baseline", "intermediate": "intermediate",
+        """from cifarlab.commands.report import STEPS
+
+XEON = {"baseline": "baseline", "intermediate": "intermediate",
         "intermediate-techniques": "intermediate-techniques", "advanced": "advanced-robust-stem"}
 steps = {s: json.loads((RESULTS / "xeon" / f"{f}.bench.json").read_text()) for s, f in XEON.items()}
 names = list(steps)
@@ -84,9 +86,8 @@ rows += [f"| {s} | {len(b['seeds'])} | {100 * b['test_acc_mean']:.2f}%"
          + f" | {b['wall_time_mean_s']:.0f} s | {b['train_img_per_s_mean']:.0f} |" for s, b in steps.items()]
 display(Markdown("\\n".join(rows)))  # in stage order; the full rows are in the README's results table
 acc = [100 * steps[s]["test_acc_mean"] for s in names]
-for s, a, b, what in zip(names[1:], acc[1:], acc[:-1], ["architecture and attention", "training techniques",
-                                                        "the faster network"]):
-    print(f"{what:>27}: {a - b:+.2f} points ({s})")
+for (prev, cur), a, b in zip(zip(names, names[1:]), acc[1:], acc[:-1]):
+    print(f"{STEPS[(prev, cur)]}: {a - b:+.2f} points ({cur})")  # the report's names for the steps
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
 colors = ["#999", "#69c", "#6a6", "#c63"]
 labels = [s.replace("-", "-\\n") for s in names]
