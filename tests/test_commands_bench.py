@@ -71,6 +71,9 @@ def test_bench_end_to_end(tiny_data, tmp_path):
     ids = {run["recipe_id"] for run in saved["runs"]}
     assert ids == {saved["recipe_id"]} and len(saved["recipe_id"]) == 10 and f"| {saved['recipe_id']} |" in row
     assert "runtime" not in saved["recipe"] and "seed" not in saved["recipe"]["train"]
+    # --first-seed: a later seed alone, trained with that seed (what completes a bench without its earlier runs)
+    later = bench("baseline", 1, overrides, out=str(tmp_path / "later"), epochs=1, quiet=True, first_seed=3)
+    assert later.seeds == [3] and later.runs[0]["seed"] == 3
 
 
 def _agg(summaries: list[dict]) -> dict:

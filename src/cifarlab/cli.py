@@ -98,7 +98,7 @@ def _add_bench(sub) -> None:
                    help="choose between recipes: train on 45,000 images, score on the 5,000 held out (clean and "
                         "corrupted); never opens the test set; writes <out>/<name>.dev.json")  # fmt: skip
     b.add_argument("--name", help="--dev: the recipe's name in its file (default: the preset)")
-    b.add_argument("--first-seed", type=int, default=0, help="--dev: seeds run from this one (adds to the file)")
+    b.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--dev: adds to the file)")
     b.add_argument("--robust-n", type=int, default=1000, help="--dev: validation images corrupted (0 = skip)")
     b.add_argument("--against", metavar="DEV_JSON", help="--dev: print the paired difference to this dev bench")
     b.add_argument("--rescore", metavar="DEV_JSON",
@@ -255,7 +255,7 @@ def cmd_bench(args) -> int:
         raise UserError("--rescore scores a dev bench's checkpoints: add --dev")
     if not args.dev:
         bench(args.preset, args.seeds, args.overrides, data=args.data, out=args.out or "runs/bench",
-              epochs=args.epochs, device=args.device)  # fmt: skip
+              epochs=args.epochs, device=args.device, first_seed=args.first_seed)  # fmt: skip
         return 0
     out = args.out or "runs/dev"
     result = dev_bench(args.preset, args.seeds, args.overrides, data=args.data, out=out, epochs=args.epochs,

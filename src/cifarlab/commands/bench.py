@@ -29,12 +29,23 @@ STAGE_ORDER = {"baseline": 0, "intermediate": 1, "advanced": 2}
 
 
 def bench(
-    preset: str, seeds: int, overrides=(), data=None, out="runs/bench", epochs=None, device=None, quiet: bool = False
+    preset: str,
+    seeds: int,
+    overrides=(),
+    data=None,
+    out="runs/bench",
+    epochs=None,
+    device=None,
+    quiet: bool = False,
+    first_seed: int = 0,
 ) -> BenchResult:
+    """Train `seeds` runs (seeds first_seed, first_seed + 1, ...) and write their mean as <out>/<preset>.bench.json."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    if first_seed < 0:
+        raise ConfigError(f"--first-seed must be >= 0, got {first_seed}")
     summaries = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         cfg = resolve(preset, overrides, epochs, seed, device)
         run_dir, summary = train(cfg, out, data, default_callbacks(tensorboard=False, quiet=quiet, live=False))
         if summary is None:
