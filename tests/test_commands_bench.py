@@ -4,7 +4,7 @@ import json
 import pytest
 
 from cifarlab import UserError
-from cifarlab.commands.bench import aggregate, bench, results_table
+from cifarlab.commands.bench import aggregate, bench, bench_from_runs, results_table
 from cifarlab.rundir import summary_from_dict
 from conftest import TINY, bench_summary
 
@@ -74,6 +74,17 @@ def test_bench_end_to_end(tiny_data, tmp_path):
     # --first-seed: a later seed alone, trained with that seed (what completes a bench without its earlier runs)
     later = bench("baseline", 1, overrides, out=str(tmp_path / "later"), epochs=1, quiet=True, first_seed=3)
     assert later.seeds == [3] and later.runs[0]["seed"] == 3
+    # --from-runs: the same bench file from the finished runs, in seed order, without training
+    runs = [run["run_dir"] for run in saved["runs"]]
+    again = bench_from_runs("baseline", [runs[1], runs[0]], out=str(tmp_path / "again"))
+    assert again.seeds == [0, 1] and again.test_acc == saved["test_acc"] and again.recipe_id == saved["recipe_id"]
+    with pytest.raises(UserError, match="one seed"):
+        bench_from_runs("baseline", [runs[0], runs[0]], out=str(tmp_path / "again"))
+    with pytest.raises(UserError, match="not 'advanced'"):
+        bench_from_runs("advanced", runs, out=str(tmp_path / "again"))
+    # the later seed is the same recipe: collected with the others, it joins them
+    joined = bench_from_runs("baseline", [*runs, later.runs[0]["run_dir"]], out=str(tmp_path / "again"))
+    assert joined.seeds == [0, 1, 3]
 
 
 def _agg(summaries: list[dict]) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .commands.ablation import ablate
-from .commands.bench import bench, check_no_readme, dev_bench, dev_compare, results_table
+from .commands.bench import bench, bench_from_runs, check_no_readme, dev_bench, dev_compare, results_table
 from .commands.board import board
 from .commands.evaluate import evaluate_run, print_evaluation
 from .commands.export import export
@@ -98,6 +98,8 @@ def _add_bench(sub) -> None:
                    help="choose between recipes: train on 45,000 images, score on the 5,000 held out (clean and "
                         "corrupted); never opens the test set; writes <out>/<name>.dev.json")  # fmt: skip
     b.add_argument("--name", help="--dev: the recipe's name in its file (default: the preset)")
+    b.add_argument("--from-runs", nargs="+", metavar="RUN_DIR",
+                   help="the bench file of these finished runs (seeds trained apart), no training")  # fmt: skip
     b.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--dev: adds to the file)")
     b.add_argument("--robust-n", type=int, default=1000, help="--dev: validation images corrupted (0 = skip)")
     b.add_argument("--against", metavar="DEV_JSON", help="--dev: print the paired difference to this dev bench")
@@ -253,6 +255,11 @@ def cmd_info(args) -> int:
 def cmd_bench(args) -> int:
     if args.rescore and not args.dev:
         raise UserError("--rescore scores a dev bench's checkpoints: add --dev")
+    if args.from_runs:
+        if args.dev:
+            raise UserError("--from-runs collects finished runs scored on the test set: drop --dev")
+        bench_from_runs(args.preset, args.from_runs, out=args.out or "runs/bench")
+        return 0
     if not args.dev:
         bench(args.preset, args.seeds, args.overrides, data=args.data, out=args.out or "runs/bench",
               epochs=args.epochs, device=args.device, first_seed=args.first_seed)  # fmt: skip

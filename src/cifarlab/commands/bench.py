@@ -20,7 +20,7 @@ from ..hardware import select_device, select_precision
 from ..inference import predict_logits, robustness
 from ..io import atomic_write_text
 from ..metrics import accuracy_cell, mean_std, paired_difference
-from ..rundir import BenchResult, Summary, read_bench, write_bench
+from ..rundir import BenchResult, Summary, read_bench, read_summary, write_bench
 from ..train import build_run, make_loaders, train
 
 DEV_VAL_SIZE = 5000  # `bench --dev`: 45,000 images train, 5,000 held out of training score
@@ -52,7 +52,26 @@ def bench(
             raise KeyboardInterrupt
         summary.run_dir = str(run_dir)
         summaries.append(summary)
-    result = aggregate(summaries, list(overrides))
+    return write_result(aggregate(summaries, list(overrides)), out)
+
+
+def bench_from_runs(preset: str, run_dirs, out="runs/bench") -> BenchResult:
+    """The bench file of finished runs of one recipe, trained apart (seeds on different days): no training.
+    Refuses runs of another preset, of another recipe, or two runs of one seed."""
+    summaries = []
+    for d in run_dirs:
+        s = read_summary(Path(d))
+        if s.preset != preset:
+            raise UserError(f"{d} is a run of '{s.preset}', not '{preset}': give runs of one preset")
+        s.run_dir = str(d)
+        summaries.append(s)
+    seeds = [s.seed for s in summaries]
+    if len(set(seeds)) < len(seeds):
+        raise UserError(f"two runs of one seed among {seeds}: give each seed once")
+    return write_result(aggregate(sorted(summaries, key=lambda s: s.seed)), out)
+
+
+def write_result(result: BenchResult, out) -> BenchResult:
     out_dir = Path(out)
     write_bench(out_dir / f"{result.preset}.bench.json", result)
     atomic_write_text(out_dir / f"{result.preset}.bench.md", table_header() + markdown_row(result) + "\n")
