@@ -69,15 +69,14 @@ plt.show()""",
 Stage 3 changes the network *and* the training. `intermediate-techniques` is stage 2's network trained with
 stage 3's techniques, so the gain splits into three steps: architecture and attention (same training), the
 training techniques (same network), the faster network (same training). All four on one 2-core Intel Xeon
-(fp32); the advanced row is one seed of an earlier session on a machine of the same name, so its time is
-indicative only.""",
+(fp32), 3 seeds each, one run at a time.""",
     ),
     (
         "code",
         """from cifarlab.commands.report import STEPS
 
 XEON = {"baseline": "baseline", "intermediate": "intermediate",
-        "intermediate-techniques": "intermediate-techniques", "advanced": "advanced-robust-stem"}
+        "intermediate-techniques": "intermediate-techniques", "advanced": "advanced"}
 steps = {s: json.loads((RESULTS / "xeon" / f"{f}.bench.json").read_text()) for s, f in XEON.items()}
 names = list(steps)
 rows = ["| preset | seeds | test accuracy | wall time / run | train img/s |", "|---|---:|---:|---:|---:|"]
