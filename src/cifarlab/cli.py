@@ -258,6 +258,8 @@ def cmd_bench(args) -> int:
     if args.from_runs:
         if args.dev:
             raise UserError("--from-runs collects finished runs scored on the test set: drop --dev")
+        if args.overrides:
+            raise UserError("--from-runs collects runs as they were trained: drop --set (their configs are recorded)")
         bench_from_runs(args.preset, args.from_runs, out=args.out or "runs/bench")
         return 0
     if not args.dev:
