@@ -51,10 +51,13 @@ def test_results_table_names_overrides_and_split(tmp_path):
     preset = _agg([bench_summary(0, 0.935, 800)])
     old = dict(preset, preset="baseline")  # written before the split keys: read from its runs
     del old["train_images"], old["val_images"]
-    paths = [_write(tmp_path / f"{name}.bench.json", r) for name, r in [("a", full), ("b", preset), ("c", old)]]
-    rows = results_table(paths).splitlines()[2:]
-    assert [row.split("|")[1].strip() for row in rows] == ["baseline", "advanced", "advanced (data.val_size=0)"]
-    assert [row.split("|")[8].strip() for row in rows] == ["45,000 / 5,000", "45,000 / 5,000", "50,000 / 0"]
+    split = dict(preset, preset="intermediate-techniques")  # the stage-3 split sits between stages 2 and 3
+    named = [("a", full), ("b", preset), ("c", old), ("d", split)]
+    rows = results_table([_write(tmp_path / f"{name}.bench.json", r) for name, r in named]).splitlines()[2:]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "baseline", "intermediate-techniques", "advanced", "advanced (data.val_size=0)"
+    ]  # fmt: skip
+    assert [row.split("|")[8].strip() for row in rows] == ["45,000 / 5,000"] * 3 + ["50,000 / 0"]
 
 
 def test_bench_end_to_end(tiny_data, tmp_path):

@@ -73,11 +73,9 @@ training techniques (same network), the faster network (same training). All four
     ),
     (
         "code",
-        """from cifarlab.commands.report import STEPS
+        """from cifarlab.commands.report import STAGES, STEPS
 
-XEON = {"baseline": "baseline", "intermediate": "intermediate",
-        "intermediate-techniques": "intermediate-techniques", "advanced": "advanced"}
-steps = {s: json.loads((RESULTS / "xeon" / f"{f}.bench.json").read_text()) for s, f in XEON.items()}
+steps = {s: json.loads((RESULTS / "xeon" / f"{s}.bench.json").read_text()) for s in STAGES}
 names = list(steps)
 rows = ["| preset | seeds | test accuracy | wall time / run | train img/s |", "|---|---:|---:|---:|---:|"]
 rows += [f"| {s} | {len(b['seeds'])} | {100 * b['test_acc_mean']:.2f}%"

@@ -210,6 +210,11 @@ def _section_type(cls, name: str):
     return type(f.default_factory())
 
 
+# The presets in stage order: reports and results tables list them so, then the rest. intermediate-techniques
+# (stage 2's network, stage 3's training) splits the stage-3 gain into what the training and the network buy.
+STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced")
+
+
 def list_presets() -> dict[str, str]:
     """Preset name -> one-line description."""
     out = {}

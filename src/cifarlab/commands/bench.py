@@ -12,7 +12,7 @@ import torch
 
 from ..callbacks import default_callbacks
 from ..checkpoint import model_from_checkpoint
-from ..config import recipe, resolve
+from ..config import STAGES, recipe, resolve
 from ..data import load_cifar10, locate
 from ..data.corruptions import seen_families
 from ..errors import ConfigError, UserError
@@ -24,8 +24,6 @@ from ..rundir import BenchResult, Summary, read_bench, read_summary, write_bench
 from ..train import build_run, make_loaders, train
 
 DEV_VAL_SIZE = 5000  # `bench --dev`: 45,000 images train, 5,000 held out of training score
-
-STAGE_ORDER = {"baseline": 0, "intermediate": 1, "advanced": 2}
 
 
 def bench(
@@ -326,7 +324,8 @@ def results_table(paths: list[Path]) -> str:
     for p in paths:
         r = read_bench(p)
         check_one_recipe([run.get("recipe_id") for run in r.runs if isinstance(run, dict)] or [r.recipe_id], str(p))
-        key = (r.device, STAGE_ORDER.get(r.preset, 9), r.train_images or 0, float(r.epochs))
+        stage = STAGES.index(r.preset) if r.preset in STAGES else len(STAGES)
+        key = (r.device, stage, r.train_images or 0, float(r.epochs))
         rows.append((key, markdown_row(r)))
     rows.sort(key=lambda kr: kr[0])
     return table_header() + "\n".join(row for _, row in rows)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import STAGES
 from ..data import load_cifar10, locate
 from ..errors import UserError
 from ..io import atomic_write_text
@@ -33,9 +34,6 @@ from ..rundir import AblationRow, RunFiles, read_ablation, read_run, read_summar
 from .evaluate import evaluate_run
 from .tune import leaderboard, study_figures
 
-# The headline compares presets in this order, then the rest; intermediate-techniques (stage 2's network, stage 3's
-# training) splits the stage-3 gain into what the training buys and what the faster network buys.
-STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced")
 STEPS = {
     ("baseline", "intermediate"): "Architecture and attention, same training",
     ("intermediate", "intermediate-techniques"): "Training techniques, same network",
