@@ -122,6 +122,36 @@ def test_contrast_norm_undoes_a_contrast_change():
     assert "contrast_target" in stem.state_dict() and "contrast_target" not in plain.state_dict()  # old runs load
 
 
+def test_drop_weakest_leaves_out_chroma_detail():
+    """Images with strong luma structure, smooth colour and faint colour detail (as photos have): the faintest
+    directions are colour detail, and a stem without them is moved far less by JPEG's chroma subsampling."""
+    F = torch.nn.functional
+    torch.manual_seed(0)
+    smooth = lambda c: F.interpolate(torch.randn(64, c, 8, 8), size=16, mode="bilinear")  # noqa: E731
+    chroma = 0.3 * smooth(3) + 0.03 * torch.randn(64, 3, 16, 16)
+    chroma -= chroma.mean(1, keepdim=True)  # colour differences only: no luma
+    luma = smooth(1).expand(-1, 3, -1, -1)
+    imgs = luma + chroma
+    subsampled = luma + F.interpolate(F.avg_pool2d(chroma, 2), scale_factor=2, mode="bilinear")
+    full = WhiteningStem(24, 2, act="none", eps=1e-3)
+    dropped = WhiteningStem(12, 2, act="none", eps=1e-3, drop_weakest=6)
+    for stem in (full, dropped):
+        stem.init_whitening(imgs)
+
+    def change(stem):
+        return ((stem(subsampled) - stem(imgs)).norm() / stem(imgs).norm()).item()
+
+    assert change(dropped) < 0.5 * change(full)  # 0.18 against 0.40
+    patches = imgs.unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, 12)
+    weakest = torch.linalg.eigh(torch.cov(patches.T))[1][:, :6]
+    assert dropped.conv.weight.flatten(1).matmul(weakest).abs().max() < 1e-3  # blind to the dropped directions
+    with pytest.raises(ConfigError, match="2 x 6 = 12 channels, not 24"):
+        WhiteningStem(24, 2, drop_weakest=6)
+    with pytest.raises(ConfigError, match="drop 0 to 11"):
+        build_model({"stem": {"type": "whiten", "drop_weakest": 12}, "stages": [{"block": "conv", "channels": 8}]})
+    assert build_model({"stem": {"type": "whiten", "drop_weakest": 6}, "stages": [{"block": "conv", "channels": 8}]})
+
+
 def test_stem_options_are_checked():
     with pytest.raises(ConfigError, match="model.stem.eps"):
         build_model({"stem": {"type": "whiten", "eps": -1}, "stages": [{"block": "conv", "channels": 8}]})

@@ -9,7 +9,8 @@
 The whiten stem takes `bias_epochs`: its bias trains that long, then freezes (0 = always); `fit_images`:
 the training images its filters are fitted on; `fast_bias`: its bias trains at the BN shifts' lr; `eps` (a
 fraction of the top eigenvalue with `eps_relative: true`): the whitening's eigenvalue regularization;
-`contrast_norm`: every image scaled to the training images' mean contrast before the stem. `freeze` stops
+`contrast_norm`: every image scaled to the training images' mean contrast before the stem; `drop_weakest`:
+the faintest patch directions left out (channels 2 x (3 k² - drop_weakest)). `freeze` stops
 training the stem and the first `layers` blocks once a fraction `at` of the steps is done: their backward
 is then not computed at all.
 Block options: kernel, bn (true or {momentum, eps, freeze_scale}), act, attention (se | cbam | none),
@@ -30,7 +31,7 @@ from ..errors import ConfigError
 from .blocks import BLOCKS, activation, norm
 from .whitening import WhiteningStem
 
-WHITEN_KEYS = ("bias_epochs", "fit_images", "fast_bias", "eps", "eps_relative", "contrast_norm")
+WHITEN_KEYS = ("bias_epochs", "fit_images", "fast_bias", "eps", "eps_relative", "contrast_norm", "drop_weakest")
 STEM_KEYS = {"type", "channels", "kernel", "bn", "act", *WHITEN_KEYS}
 HEAD_KEYS = {"pool", "dropout", "scale", "bias"}
 MODEL_KEYS = {"stem", "stages", "head", "defaults", "freeze"}
@@ -111,11 +112,11 @@ def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
     if kind == "none":
         return nn.Identity(), 3, 0
     if kind == "whiten":
-        k = spec.get("kernel", 2)
+        k, drop = spec.get("kernel", 2), spec.get("drop_weakest", 0)
         stem = WhiteningStem(
-            spec.get("channels", 2 * 3 * k * k), k, spec.get("act", "gelu"), spec.get("bias_epochs", 0),
+            spec.get("channels", 2 * (3 * k * k - drop)), k, spec.get("act", "gelu"), spec.get("bias_epochs", 0),
             spec.get("fit_images", 5000), spec.get("fast_bias", False), spec.get("eps", 5e-4),
-            spec.get("eps_relative", False), spec.get("contrast_norm", False),
+            spec.get("eps_relative", False), spec.get("contrast_norm", False), drop,
         )  # fmt: skip
         return stem, stem.conv.out_channels, k - 1
     if kind == "conv":
@@ -217,6 +218,7 @@ VALUE_CHECKS = {
     "eps": (lambda v: _is_number(v) and v > 0, "a positive number (added to each eigenvalue before the square root)"),
     "eps_relative": (lambda v: isinstance(v, bool), "true or false"),
     "contrast_norm": (lambda v: isinstance(v, bool), "true or false"),
+    "drop_weakest": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (patch directions left out)"),
     "bn": (
         lambda v: isinstance(v, bool) or _good_bn(v),
         "true, false or a mapping of momentum (0-1), eps (> 0), freeze_scale (true/false)",

@@ -29,6 +29,9 @@ class WhiteningStem(nn.Module):
     `eps` (relative to the top eigenvalue when `eps_relative`) regularizes the division by each direction's
     standard deviation: the faint high-frequency directions, which noise and JPEG blocks fill, are amplified
     by at most 1/sqrt(eps). `contrast_norm` scales every image to the training images' mean contrast first.
+    `drop_weakest` leaves out that many of the faintest directions (on CIFAR-10 the 6 weakest of a 2x2 patch are
+    chroma detail, which JPEG's colour subsampling and camera demosaicing erase), so the net cannot come to rely
+    on them.
     """
 
     def __init__(
@@ -42,13 +45,21 @@ class WhiteningStem(nn.Module):
         eps: float = 5e-4,
         eps_relative: bool = False,
         contrast_norm: bool = False,
+        drop_weakest: int = 0,
     ):
         super().__init__()
-        if channels != 2 * 3 * kernel * kernel:
-            # one filter per eigenvector of the 3*k*k patch covariance, and its negative
+        directions = 3 * kernel * kernel
+        if not 0 <= drop_weakest < directions:
             raise ConfigError(
-                f"model.stem: a whiten stem with kernel {kernel} has 2 x 3 x {kernel}² = "
-                f"{2 * 3 * kernel * kernel} channels, not {channels}: set channels to that"
+                f"model.stem.drop_weakest: a {kernel}x{kernel} patch has {directions} directions, so drop 0 to "
+                f"{directions - 1} of them, not {drop_weakest}"
+            )
+        if channels != 2 * (directions - drop_weakest):
+            # one filter per kept eigenvector of the 3*k*k patch covariance, and its negative
+            raise ConfigError(
+                f"model.stem: a whiten stem with kernel {kernel} keeping {directions - drop_weakest} of its "
+                f"{directions} patch directions has 2 x {directions - drop_weakest} = "
+                f"{2 * (directions - drop_weakest)} channels, not {channels}: set channels to that"
             )
         self.conv = nn.Conv2d(3, channels, kernel, padding=0, bias=True)
         self.conv.weight.requires_grad_(False)
@@ -58,6 +69,7 @@ class WhiteningStem(nn.Module):
         self.fast_bias = fast_bias  # the bias trains at the BN shifts' lr (airbench94_muon), not the base lr
         self.eps, self.eps_relative = eps, eps_relative
         self.contrast_norm = contrast_norm
+        self.drop_weakest = drop_weakest
         if contrast_norm:  # the training images' mean contrast, set by init_whitening; a buffer so it is saved
             self.register_buffer("contrast_target", torch.ones(()))
 
@@ -76,7 +88,8 @@ class WhiteningStem(nn.Module):
         patches = patches.transpose(1, 3).reshape(-1, 3 * k * k)
         patches = patches - patches.mean(0)
         cov = patches.T @ patches / len(patches)
-        eigval, eigvec = torch.linalg.eigh(cov.double())
+        eigval, eigvec = torch.linalg.eigh(cov.double())  # ascending: the faintest directions first
+        eigval, eigvec = eigval[self.drop_weakest :], eigvec[:, self.drop_weakest :]
         eps = self.eps * float(eigval[-1]) if self.eps_relative else self.eps
         # Patch vectors are ordered (c, kh, kw), the conv weight's own layout.
         filters = (eigvec.T / torch.sqrt(eigval.clamp_min(0)[:, None] + eps)).float().view(-1, 3, k, k)
