@@ -149,7 +149,8 @@ def test_drop_weakest_leaves_out_chroma_detail():
         WhiteningStem(24, 2, drop_weakest=6)
     with pytest.raises(ConfigError, match="drop 0 to 11"):
         build_model({"stem": {"type": "whiten", "drop_weakest": 12}, "stages": [{"block": "conv", "channels": 8}]})
-    assert build_model({"stem": {"type": "whiten", "drop_weakest": 6}, "stages": [{"block": "conv", "channels": 8}]})
+    net = build_model({"stem": {"type": "whiten", "drop_weakest": 6}, "stages": [{"block": "conv", "channels": 8}]})
+    assert net.stem.conv.out_channels == 12  # channels default to two per kept direction
 
 
 def test_stem_options_are_checked():

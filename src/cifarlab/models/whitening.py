@@ -54,12 +54,12 @@ class WhiteningStem(nn.Module):
                 f"model.stem.drop_weakest: a {kernel}x{kernel} patch has {directions} directions, so drop 0 to "
                 f"{directions - 1} of them, not {drop_weakest}"
             )
-        if channels != 2 * (directions - drop_weakest):
+        kept = directions - drop_weakest
+        if channels != 2 * kept:
             # one filter per kept eigenvector of the 3*k*k patch covariance, and its negative
             raise ConfigError(
-                f"model.stem: a whiten stem with kernel {kernel} keeping {directions - drop_weakest} of its "
-                f"{directions} patch directions has 2 x {directions - drop_weakest} = "
-                f"{2 * (directions - drop_weakest)} channels, not {channels}: set channels to that"
+                f"model.stem: a whiten stem with kernel {kernel} keeping {kept} of its {directions} patch directions "
+                f"has 2 x {kept} = {2 * kept} channels, not {channels}: set channels to that"
             )
         self.conv = nn.Conv2d(3, channels, kernel, padding=0, bias=True)
         self.conv.weight.requires_grad_(False)
