@@ -57,9 +57,11 @@ class WhiteningStem(nn.Module):
         kept = directions - drop_weakest
         if channels != 2 * kept:
             # one filter per kept eigenvector of the 3*k*k patch covariance, and its negative
+            has = f"has 2 x 3 x {kernel}² = {2 * kept}" if not drop_weakest else (
+                f"keeping {kept} of its {directions} patch directions has 2 x {kept} = {2 * kept}"
+            )  # fmt: skip
             raise ConfigError(
-                f"model.stem: a whiten stem with kernel {kernel} keeping {kept} of its {directions} patch directions "
-                f"has 2 x {kept} = {2 * kept} channels, not {channels}: set channels to that"
+                f"model.stem: a whiten stem with kernel {kernel} {has} channels, not {channels}: set channels to that"
             )
         self.conv = nn.Conv2d(3, channels, kernel, padding=0, bias=True)
         self.conv.weight.requires_grad_(False)
