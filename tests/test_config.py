@@ -81,3 +81,45 @@ def test_null_wrong_type_and_section_are_one_config_error_for_every_key(key):
     section = key.split(".")[0]
     with pytest.raises(ConfigError, match=f"'{section}' must be a mapping"):
         apply_overrides(cfg, [f"{section}=3"])
+
+
+def test_json_schema_accepts_every_preset_and_refuses_what_the_config_refuses(tmp_path):
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    from cifarlab.cli import main
+    from cifarlab.config import PRESET_DIR, Config, flatten
+
+    assert main(["schema", "--out", str(tmp_path / "s.json")]) == 0
+    schema = json.loads((tmp_path / "s.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    check = Draft202012Validator(schema)
+    presets = [*PRESET_DIR.glob("*.yaml"), *Path(PRESET_DIR, "reference").glob("*.yaml")]
+    assert len(presets) >= 5
+    for path in presets:  # every shipped config, old key names of earlier versions included, is valid
+        assert not list(check.iter_errors(yaml.safe_load(path.read_text()))), path
+    assert check.is_valid({"train": {"precision": "fp32"}})  # a renamed key still works, as in from_dict
+    # every setting of the dataclasses is in the schema, typed
+    for key in flatten(Config().to_dict()):
+        node = schema
+        for part in key.split("."):
+            node = node["properties"][part]
+        assert node.get("type") or node.get("enum") or key == "model", key
+    for bad in (
+        {"optim": {"lrr": 0.1}},
+        {"eval": {"tta": "flips"}},
+        {"train": {"seed": None}},
+        {"train": {"epochs": "ten"}},
+        {"data": "augment"},
+        {"model": {"stages": [{"block": "conv", "attenton": "se"}]}},
+        {"model": {"stages": [{"block": "transformer"}]}},
+        {"model": {"stem": {"type": "whiten", "act": "tanh"}}},
+    ):
+        assert not check.is_valid(bad), bad
+    # the meaning and the range rule come from the one place they are written
+    ema = schema["properties"]["train"]["properties"]["ema"]
+    assert "moving average" in ema["description"] and "must be in [0, 1)" in ema["description"]
+    stem = schema["properties"]["model"]["properties"]["stem"]["properties"]
+    assert "positive integer" in stem["channels"]["description"]

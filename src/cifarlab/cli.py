@@ -16,6 +16,7 @@ from .commands.export import export
 from .commands.info import info
 from .commands.predict import predict
 from .commands.report import compare, report, writable_dir
+from .commands.schema import schema
 from .commands.train import INTERRUPTED, train_command
 from .commands.tune import PRUNERS, open_study, show, tune
 from .config import choices, list_presets
@@ -191,6 +192,8 @@ def _add_tools(sub) -> None:
     sub.add_parser("presets", help="list presets with a one-line description")
     i = sub.add_parser("info", help="where the data is, which device and precision would be used")
     _data_options(i)
+    sc = sub.add_parser("schema", help="the config's JSON Schema, for an editor to complete and check a preset")
+    sc.add_argument("--out", help="write it to this file (e.g. cifarlab.schema.json) instead of printing it")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,6 +252,11 @@ def cmd_presets(args) -> int:
 
 def cmd_info(args) -> int:
     info(args.data, args.device)
+    return 0
+
+
+def cmd_schema(args) -> int:
+    schema(args.out)
     return 0
 
 
@@ -353,6 +361,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "presets": cmd_presets,
     "info": cmd_info,
+    "schema": cmd_schema,
     "bench": cmd_bench,
     "results": cmd_results,
     "compare": cmd_compare,

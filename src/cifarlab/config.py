@@ -12,8 +12,10 @@ import copy
 import dataclasses
 import difflib
 import hashlib
+import inspect
 import json
 import math
+import re
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ import yaml
 from .data.augment import TRAIN_CORRUPTIONS
 from .errors import ConfigError
 from .io import atomic_write_text
-from .models import check_spec
+from .models import check_spec, spec_schema
 
 # Presets live in the repository's configs/: a source checkout (editable install) reads them there,
 # a wheel carries a copy in cifarlab/presets.
@@ -345,6 +347,67 @@ def _coerce(hint, default, value, key):
         if key == "optim.betas" and len(value) != len(default):
             raise ConfigError(f"bad value for '{key}': {value!r}; expected {len(default)} numbers, e.g. {default}")
     return value
+
+
+def json_schema() -> dict:
+    """The config as a JSON Schema (draft 2020-12), for an editor to complete and check a preset as it is typed:
+    the dataclasses' keys, types, choices and defaults, their comments and range rules as descriptions, the
+    network's keys from the builder. Old key names stay valid (marked deprecated). `from_dict` stays the check."""
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "cifarlab config"}
+    schema |= _section_schema(Config, "")
+    for old, new in RENAMED.items():
+        section, key = old.split(".")
+        schema["properties"][section]["properties"][key] = {"deprecated": True, "description": f"now '{new}'"}
+    return schema
+
+
+def _section_schema(cls, prefix: str) -> dict:
+    hints, docs = typing.get_type_hints(cls), _field_docs(cls)
+    rules = {}
+    for key, _, what in RANGES:
+        rules[key] = f"{rules[key]}, {what}" if key in rules else what
+    properties = {}
+    for f in dataclasses.fields(cls):
+        key, hint, default = prefix + f.name, hints[f.name], _default(f)
+        if dataclasses.is_dataclass(hint):
+            prop = _section_schema(hint, f"{key}.")
+        elif key == "model":
+            prop = spec_schema()
+        else:
+            prop = _leaf_schema(hint, default) | {"default": default}
+        text = "; ".join(t.rstrip(".") for t in (docs.get(f.name), rules.get(key)) if t)
+        properties[f.name] = prop | ({"description": text} if text and "description" not in prop else {})
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+
+
+def _leaf_schema(hint, default) -> dict:
+    if typing.get_origin(hint) is Literal:
+        return {"enum": list(typing.get_args(hint))}
+    if default is None:  # an optional setting: its type or null
+        return {"type": [_JSON_TYPES[next(a for a in typing.get_args(hint) if a is not type(None))], "null"]}
+    out = {"type": _JSON_TYPES[type(default)]}
+    if isinstance(default, list) and default:
+        out["items"] = {"type": _JSON_TYPES[type(default[0])]}
+    return out
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """Each field's comment in the source (the comment lines just above it and its own), the meaning a user
+    reads beside the key; the dataclass stays the one place it is written."""
+    docs, above = {}, []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            above.append(text.lstrip("#").strip())
+            continue
+        m = re.match(r"(\w+): [^#]*(?:#\s*(.*))?$", text)
+        if m:
+            docs[m[1]] = " ".join([*above, m[2] or ""]).strip()
+        above = []
+    return docs
 
 
 def unknown_key_message(key: str) -> str:

@@ -28,7 +28,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
-from .blocks import BLOCKS, activation, norm
+from .blocks import ACTIVATIONS, ATTENTION, BLOCKS, activation, norm
 from .whitening import WhiteningStem
 
 WHITEN_KEYS = ("bias_epochs", "fit_images", "fast_bias", "eps", "eps_relative", "contrast_norm", "drop_weakest")
@@ -236,6 +236,39 @@ BN_CHECKS = {
 
 def _good_bn(v) -> bool:
     return isinstance(v, dict) and all(k in BN_CHECKS and BN_CHECKS[k](x) for k, x in v.items())
+
+
+def spec_schema() -> dict:
+    """The network spec as a JSON Schema for editors: its sections, their keys, the names a key may take and
+    what a good value is (VALUE_CHECKS); `check_spec` stays the check."""
+    block_options = set().union(*(_options(cls) for cls in BLOCKS.values()))
+    names = {"act": list(ACTIVATIONS), "attention": [*ATTENTION, "none", None], "pool": ["max", "avg", "none", None]}
+
+    def section(keys, **props) -> dict:
+        def key(k):
+            if k in names:
+                return {"enum": names[k]}
+            return {"description": f"must be {VALUE_CHECKS[k][1]}"} if k in VALUE_CHECKS else {}
+
+        properties = {k: key(k) for k in sorted(keys)} | props
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+
+    return {
+        "type": "object",
+        "description": "the network: stem -> stages -> head (the format: cifarlab/models/builder.py)",
+        "properties": {
+            "stem": section(STEM_KEYS, type={"enum": ["conv", "whiten", "none"]}),
+            "stages": {
+                "type": "array",
+                "minItems": 1,
+                "items": section(block_options | {"channels", "depth", "pool"}, block={"enum": list(BLOCKS)}),
+            },
+            "head": section(HEAD_KEYS, pool={"enum": ["avg", "max"]}),
+            "defaults": section(block_options),
+            "freeze": section(FREEZE_KEYS),
+        },
+        "additionalProperties": False,
+    }
 
 
 def _check_values(d: dict, where: str) -> None:
