@@ -317,6 +317,11 @@ def _default(f):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
+def _optional_type(hint) -> type:
+    """X of an optional setting's `X | None`."""
+    return next(a for a in typing.get_args(hint) if a is not type(None))
+
+
 def _coerce(hint, default, value, key):
     """Check a leaf value against its declared choices or the type of its default; ints pass for floats."""
     if hint is not None and typing.get_origin(hint) is Literal:
@@ -328,7 +333,7 @@ def _coerce(hint, default, value, key):
             return value
         raise ConfigError(f"bad value for '{key}': null; expected {type(default).__name__} (e.g. {default!r})")
     if default is None:
-        want = next(a for a in typing.get_args(hint) if a is not type(None))
+        want = _optional_type(hint)
         if not isinstance(value, want):
             raise ConfigError(f"bad value for '{key}': expected {want.__name__} or null, got {value!r}")
         return value
@@ -354,23 +359,23 @@ def json_schema() -> dict:
     the dataclasses' keys, types, choices and defaults, their comments and range rules as descriptions, the
     network's keys from the builder. Old key names stay valid (marked deprecated). `from_dict` stays the check."""
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "cifarlab config"}
-    schema |= _section_schema(Config, "")
+    rules = {}
+    for key, _, what in RANGES:
+        rules[key] = f"{rules[key]}, {what}" if key in rules else what
+    schema |= _section_schema(Config, "", rules)
     for old, new in RENAMED.items():
         section, key = old.split(".")
         schema["properties"][section]["properties"][key] = {"deprecated": True, "description": f"now '{new}'"}
     return schema
 
 
-def _section_schema(cls, prefix: str) -> dict:
+def _section_schema(cls, prefix: str, rules: dict[str, str]) -> dict:
     hints, docs = typing.get_type_hints(cls), _field_docs(cls)
-    rules = {}
-    for key, _, what in RANGES:
-        rules[key] = f"{rules[key]}, {what}" if key in rules else what
     properties = {}
     for f in dataclasses.fields(cls):
         key, hint, default = prefix + f.name, hints[f.name], _default(f)
         if dataclasses.is_dataclass(hint):
-            prop = _section_schema(hint, f"{key}.")
+            prop = _section_schema(hint, f"{key}.", rules)
         elif key == "model":
             prop = spec_schema()
         else:
@@ -387,7 +392,7 @@ def _leaf_schema(hint, default) -> dict:
     if typing.get_origin(hint) is Literal:
         return {"enum": list(typing.get_args(hint))}
     if default is None:  # an optional setting: its type or null
-        return {"type": [_JSON_TYPES[next(a for a in typing.get_args(hint) if a is not type(None))], "null"]}
+        return {"type": [_JSON_TYPES[_optional_type(hint)], "null"]}
     out = {"type": _JSON_TYPES[type(default)]}
     if isinstance(default, list) and default:
         out["items"] = {"type": _JSON_TYPES[type(default[0])]}

@@ -48,14 +48,15 @@ def norm(c: int, bn: bool | dict) -> nn.Module:
     return BatchNorm(c, **opts)
 
 
+POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}  # a stage's downsampling by 2 (or none)
+
+
 def pool_layer(kind: str | None) -> nn.Module:
     if kind in (None, "none", False):
         return nn.Identity()
-    if kind == "max":
-        return nn.MaxPool2d(2)
-    if kind == "avg":
-        return nn.AvgPool2d(2)
-    raise ConfigError(f"unknown pool '{kind}': choose max, avg or none")
+    if kind in POOLS:
+        return POOLS[kind](2)
+    raise ConfigError(f"unknown pool '{kind}': choose {', '.join(POOLS)} or none")
 
 
 def conv(cin: int, cout: int, k: int = 3, bias: bool = True, identity_init: bool = False) -> nn.Conv2d:

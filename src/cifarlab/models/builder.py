@@ -28,12 +28,14 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
-from .blocks import ACTIVATIONS, ATTENTION, BLOCKS, activation, norm
+from .blocks import ACTIVATIONS, ATTENTION, BLOCKS, POOLS, activation, norm
 from .whitening import WhiteningStem
 
 WHITEN_KEYS = ("bias_epochs", "fit_images", "fast_bias", "eps", "eps_relative", "contrast_norm", "drop_weakest")
 STEM_KEYS = {"type", "channels", "kernel", "bn", "act", *WHITEN_KEYS}
 HEAD_KEYS = {"pool", "dropout", "scale", "bias"}
+STEM_TYPES = ("conv", "whiten", "none")
+HEAD_POOLS = ("avg", "max")
 MODEL_KEYS = {"stem", "stages", "head", "defaults", "freeze"}
 FREEZE_KEYS = {"at", "layers"}
 
@@ -90,8 +92,8 @@ class Net(nn.Module):
 class Head(nn.Module):
     def __init__(self, c: int, num_classes: int, pool="avg", dropout=0.0, scale=1.0, bias=True):
         super().__init__()
-        if pool not in ("avg", "max"):
-            raise ConfigError(f"unknown head.pool '{pool}': choose avg or max")
+        if pool not in HEAD_POOLS:
+            raise ConfigError(f"unknown head.pool '{pool}': choose {' or '.join(HEAD_POOLS)}")
         self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc = nn.Linear(c, num_classes, bias=bias)
@@ -125,7 +127,7 @@ def build_stem(spec: dict) -> tuple[nn.Module, int, int]:
             nn.Conv2d(3, c, k, padding=k // 2, bias=not bn), norm(c, bn), activation(spec.get("act", "relu"))
         )
         return stem, c, 0
-    raise ConfigError(f"unknown model.stem.type '{kind}': choose conv, whiten or none")
+    raise ConfigError(f"unknown model.stem.type '{kind}': choose {', '.join(STEM_TYPES[:-1])} or {STEM_TYPES[-1]}")
 
 
 def build_model(spec: dict, num_classes: int = 10) -> Net:
@@ -242,7 +244,7 @@ def spec_schema() -> dict:
     """The network spec as a JSON Schema for editors: its sections, their keys, the names a key may take and
     what a good value is (VALUE_CHECKS); `check_spec` stays the check."""
     block_options = set().union(*(_options(cls) for cls in BLOCKS.values()))
-    names = {"act": list(ACTIVATIONS), "attention": [*ATTENTION, "none", None], "pool": ["max", "avg", "none", None]}
+    names = {"act": list(ACTIVATIONS), "attention": [*ATTENTION, "none", None], "pool": [*POOLS, "none", None]}
 
     def section(keys, **props) -> dict:
         def key(k):
@@ -257,13 +259,13 @@ def spec_schema() -> dict:
         "type": "object",
         "description": "the network: stem -> stages -> head (the format: cifarlab/models/builder.py)",
         "properties": {
-            "stem": section(STEM_KEYS, type={"enum": ["conv", "whiten", "none"]}),
+            "stem": section(STEM_KEYS, type={"enum": list(STEM_TYPES)}),
             "stages": {
                 "type": "array",
                 "minItems": 1,
                 "items": section(block_options | {"channels", "depth", "pool"}, block={"enum": list(BLOCKS)}),
             },
-            "head": section(HEAD_KEYS, pool={"enum": ["avg", "max"]}),
+            "head": section(HEAD_KEYS, pool={"enum": list(HEAD_POOLS)}),
             "defaults": section(block_options),
             "freeze": section(FREEZE_KEYS),
         },
