@@ -55,3 +55,44 @@ def test_color_jitter_stays_in_range_and_moves_each_image_once():
     m = x.float().mean((1, 2, 3), keepdim=True)
     ratio = (out - m).flatten(1).norm(dim=1) / (x.float() - m).flatten(1).norm(dim=1)
     assert ((ratio >= 0.87 - 1e-4) & (ratio <= 1.13 + 1e-4)).all() and ratio.std() > 0.01
+
+
+def _ops(names):
+    return torch.tensor([augment.AUGMIX_OPS.index(o) if o else -1 for o in names])
+
+
+def test_augmix_ops_posterize_solarize_and_warps():
+    x = torch.randint(0, 256, (4, 3, 32, 32), generator=torch.Generator().manual_seed(0)).float()
+    op = _ops(["posterize", "solarize", "translate_x", None])
+    out = augment.augmix_op(x, op, torch.tensor([0.3, 0.3, 0.3, 0.3]), torch.tensor([1.0, 1.0, 1.0, 1.0]))
+    assert torch.equal(out[0], (x[0] / 32).floor() * 32)  # level 0.3: 3 bits kept
+    thr = 256 - int(256 * 0.3)
+    assert torch.equal(out[1], torch.where(x[1] >= thr, 255 - x[1], x[1]))
+    shift = int(32 / 3 * 0.3)  # 3 px, filled with black where the image moved away
+    assert torch.allclose(out[2][..., shift:], x[2][..., :-shift], atol=1e-3) or torch.allclose(
+        out[2][..., :-shift], x[2][..., shift:], atol=1e-3
+    )
+    assert (out[2][..., :shift] == 0).all() or (out[2][..., -shift:] == 0).all()
+    assert torch.equal(out[3], x[3])  # -1: untouched
+
+
+def test_augmix_rotation_keeps_the_centre_and_turns_the_image():
+    x = torch.zeros(1, 3, 32, 32)
+    x[..., 15:17, 4:28] = 255  # a horizontal bar through the centre
+    out = augment.augmix_op(x, _ops(["rotate"]), torch.tensor([0.3]), torch.tensor([1.0]))  # 9 degrees
+    assert out[..., 15:17, 15:17].min() > 200  # the centre stays
+    assert out[..., 15:17, 4:28].mean() < 0.9 * x[..., 15:17, 4:28].mean()  # the bar's ends left their rows
+    assert abs(float(out.sum() - x.sum())) < 0.1 * float(x.sum())  # a turn, not an erase
+
+
+def test_augmix_share_mixes_only_its_share_and_stays_near_the_image():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (400, 3, 32, 32), dtype=torch.uint8)
+    out = augment.augmix_share(x, 0.25, g)
+    changed = (out != x.float()).flatten(1).any(1)
+    assert 60 < int(changed.sum()) < 140  # about a quarter
+    assert out.min() >= 0 and out.max() <= 255
+    assert torch.equal(augment.augmix_share(x, 0.0, g), x.float())
+    mixed = augment.augmix(x.float()[:64], torch.Generator().manual_seed(1))
+    # a convex mix with the image: closer to it than a random other image is
+    assert (mixed - x[:64].float()).abs().mean() < 0.5 * (x[:64].float() - x[64:128].float()).abs().mean()

@@ -137,6 +137,7 @@ def test_seen_families_follow_the_training_augmentation():
     assert corruptions.seen_families(_augment(["data.augment.resize_from=16", "data.augment.resize_until=2"])) == [
         "pixelate"
     ]
+    assert corruptions.seen_families(_augment(["data.augment.augmix=0.5"])) == ["elastic_transform"]
 
 
 @pytest.mark.parametrize("preset", ["baseline", "intermediate", "advanced"])

@@ -55,6 +55,9 @@ class AugmentConfig:
     # CIFAR-10-C families "seen" in evaluation (0 = off).
     corrupt: float = 0.0
     corrupt_ops: list = field(default_factory=lambda: ["noise", "jpeg", "pixelate"])
+    # AugMix share: this fraction of each batch is mixed with chains of posterize, solarize, rotate, shear and
+    # translate (AugMix without its contrast ops); the warps make elastic_transform "seen" (0 = off).
+    augmix: float = 0.0
 
 
 @dataclass
@@ -194,6 +197,7 @@ RANGES = [
     ("data.val_size", lambda v: v < 50000, "must leave training images"),
     *((k, lambda v: 0 < v <= 1, "must be in (0, 1]") for k in ("train.select_fraction", "eval.tta_fraction")),
     ("data.augment.corrupt", lambda v: 0 <= v <= 1, "must be in [0, 1] (the share of each batch corrupted)"),
+    ("data.augment.augmix", lambda v: 0 <= v <= 1, "must be in [0, 1] (the share of each batch AugMix-mixed)"),
     ("data.augment.contrast", lambda v: v < 1, "must be < 1 (a factor 1 - contrast stays positive)"),
 ]
 

@@ -42,6 +42,7 @@ VARIANTS = {
             "data.augment.contrast=0",
             "data.augment.resize_from=0",
             "data.augment.corrupt=0",
+            "data.augment.augmix=0",
         ],
     ),
     "no_batchnorm": ("batch norm", ["model.defaults.bn=false"]),

@@ -124,6 +124,73 @@ def corrupt_share(x: torch.Tensor, fraction: float, ops, generator: torch.Genera
     return x
 
 
+# AugMix's operations without the two that change contrast (autocontrast, equalize), so the contrast family
+# stays held out; rotate and shear are affine warps, so they make elastic_transform (an affine warp, then a
+# smooth displacement) seen.
+AUGMIX_OPS = ("posterize", "solarize", "rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+
+
+def augmix_op(x: torch.Tensor, op: torch.Tensor, level: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """Image i takes AUGMIX_OPS[op[i]] (-1: none) at strength level[i] in [0, 1] (AugMix's level / 10),
+    mirrored when sign[i] is -1. Float 0-255 in and out; the warps fill with black as Pillow's do."""
+    x = x.clone()
+    post = op == 0
+    if post.any():  # keep 4 bits, or 3 from level 0.25 on
+        q = 2.0 ** (4 + (4 * level[post]).floor().clamp(max=4)).view(-1, 1, 1, 1)
+        x[post] = (x[post] / q).floor() * q
+    sol = op == 1
+    if sol.any():  # invert the pixels at or above 256 - 256 * level
+        thr = (256 - (256 * level[sol]).floor()).view(-1, 1, 1, 1)
+        x[sol] = torch.where(x[sol] >= thr, 255 - x[sol], x[sol])
+    warp = op >= 2
+    if warp.any():
+        o, lv, sg, n = op[warp], level[warp], sign[warp], int(warp.sum())
+        theta = torch.eye(2, 3, device=x.device).repeat(n, 1, 1)
+        angle = torch.deg2rad((30 * lv).floor() * sg)
+        rot = o == 2
+        theta[rot, 0, 0], theta[rot, 0, 1] = angle[rot].cos(), -angle[rot].sin()
+        theta[rot, 1, 0], theta[rot, 1, 1] = angle[rot].sin(), angle[rot].cos()
+        theta[o == 3, 0, 1] = (0.3 * lv * sg)[o == 3]
+        theta[o == 4, 1, 0] = (0.3 * lv * sg)[o == 4]
+        shift = 2 * (x.shape[-1] / 3 * lv).floor() * sg / x.shape[-1]  # pixels -> the grid's [-1, 1] units
+        theta[o == 5, 0, 2] = shift[o == 5]
+        theta[o == 6, 1, 2] = shift[o == 6]
+        grid = F.affine_grid(theta, [n, *x.shape[1:]], align_corners=False)
+        x[warp] = F.grid_sample(x[warp], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return x
+
+
+def augmix(x: torch.Tensor, generator: torch.Generator, width: int = 3, max_depth: int = 3, severity: float = 0.3):
+    """AugMix (Hendrycks et al. 2020) batched: each image is mixed with a convex combination (Dirichlet weights)
+    of `width` chains of 1-`max_depth` random ops at random strengths up to `severity`, by a uniform weight.
+    Mixing keeps the result near the image, so the net learns from diverse views without a new distribution."""
+    b, dev = len(x), x.device
+    w = -torch.log(torch.rand(b, width, generator=generator))  # Dirichlet(1, ..., 1), normalized below
+    w = (w / w.sum(1, keepdim=True)).to(dev)
+    m = torch.rand(b, generator=generator).to(dev).view(-1, 1, 1, 1)
+    mixed = torch.zeros_like(x, dtype=torch.float32)
+    for k in range(width):
+        depth = torch.randint(1, max_depth + 1, (b,), generator=generator)
+        y = x.float()
+        for d in range(max_depth):
+            op = torch.randint(0, len(AUGMIX_OPS), (b,), generator=generator)
+            op = torch.where(depth > d, op, -1).to(dev)
+            level = (0.01 + (severity - 0.01) * torch.rand(b, generator=generator)).to(dev)  # AugMix's 0.1-3 of 10
+            sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0).to(dev)
+            y = augmix_op(y, op, level, sign)
+        mixed += w[:, k].view(-1, 1, 1, 1) * y
+    return ((1 - m) * x.float() + m * mixed).clamp(0, 255)
+
+
+def augmix_share(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """A random `fraction` of the batch replaced by its AugMix mix; the rest left as it is. Float 0-255 out."""
+    idx = (torch.rand(len(x), generator=generator) < fraction).nonzero().squeeze(1).to(x.device)
+    x = x.float().clone()  # the caller's batch stays as it was
+    if len(idx):
+        x[idx] = augmix(x[idx], generator)
+    return x
+
+
 def train_size(cfg, epoch: int, full: int = 32) -> int:
     """Image side for `epoch` under progressive resizing: resize_from at epoch 0, growing linearly to `full`
     at epoch resize_until, rounded down to a multiple of 4 so only a few distinct sizes occur."""
@@ -155,6 +222,8 @@ def batch_augment(
         x = flip(x, alternate_mask)
     if cfg.brightness or cfg.contrast:
         x = color_jitter(x, cfg.brightness, cfg.contrast, generator)
+    if cfg.augmix:
+        x = augmix_share(x, cfg.augmix, generator)
     if cfg.corrupt:
         x = corrupt_share(x, cfg.corrupt, cfg.corrupt_ops, generator)
     x = normalize(x)

@@ -473,12 +473,15 @@ CORRUPTIONS = {name: fn for name, (fn, _) in FAMILIES.items()}
 def seen_kinds(augment) -> set[str]:
     """The corruption kinds a training augmentation (an AugmentConfig) produces anything of: the one place that
     decides which families a run has seen. Additive or multiplicative noise -> noise; any blur -> blur; JPEG ->
-    jpeg; down-and-up or progressive resizing -> pixelate; colour jitter -> brightness, contrast, saturate."""
+    jpeg; down-and-up or progressive resizing -> pixelate; AugMix's warps -> elastic; colour jitter -> brightness,
+    contrast, saturate."""
     kinds = set()
     ops = set(augment.corrupt_ops) if augment.corrupt else set()
     kinds |= {k for k in ("noise", "blur", "jpeg", "pixelate") if k in ops}
     if augment.resize_from:
         kinds.add("pixelate")
+    if getattr(augment, "augmix", 0):  # its rotations and shears are affine warps, elastic_transform's first part
+        kinds.add("elastic")
     kinds |= {k for k in ("brightness", "contrast", "saturation") if getattr(augment, k, 0)}
     return {"saturate" if k == "saturation" else k for k in kinds}
 
