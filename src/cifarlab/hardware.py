@@ -161,6 +161,15 @@ def autocast(device: torch.device, dtype):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+def host_to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor (randomness drawn on the CPU generator, indices chosen on the host) onto `device`. On CUDA the
+    copy goes through pinned memory without blocking: a plain copy waits for the whole queue, and an augmented
+    batch makes dozens of them, which cost a GPU more time than the training step."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def dtype_name(dtype) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 

@@ -1,5 +1,8 @@
 """Batched augmentation: every op acts on a whole (B, C, H, W) batch on its device, no per-image Python.
 
+Randomness is drawn on the host generator (a seed gives the same batch on every device) and which images take
+an op is decided there too, so the device never waits on the host: no boolean masks of device tensors.
+
 Random translate is a crop of a padded image; it is done with one gather (advanced indexing) whose
 result comes out channels-last, the layout the model wants anyway.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..hardware import host_to_device
 from .corruptions import box_resize, jpeg_roundtrip
 
 TRAIN_CORRUPTIONS = ("noise", "jpeg", "pixelate")  # what `corrupt_ops` may name (each makes its families seen)
@@ -24,8 +28,8 @@ def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator, mode
     """Shift each image by up to `pad` pixels in x and y, filling the border by reflection or zeros."""
     b, c, h, w = x.shape
     dev = x.device
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+    dy = host_to_device(torch.randint(0, 2 * pad + 1, (b,), generator=generator), dev)
+    dx = host_to_device(torch.randint(0, 2 * pad + 1, (b,), generator=generator), dev)
     if mode == "reflect":
         rows = reflect_index(h, pad, dev)[dy[:, None] + torch.arange(h, device=dev)]  # (B, H)
         cols = reflect_index(w, pad, dev)[dx[:, None] + torch.arange(w, device=dev)]  # (B, W)
@@ -52,8 +56,8 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
     """Zero a size x size square at a random centre in each image (clipped at the border)."""
     b, _, h, w = x.shape
     dev = x.device
-    cy = torch.randint(0, h, (b,), generator=generator).to(dev)
-    cx = torch.randint(0, w, (b,), generator=generator).to(dev)
+    cy = host_to_device(torch.randint(0, h, (b,), generator=generator), dev)
+    cx = host_to_device(torch.randint(0, w, (b,), generator=generator), dev)
     y0, x0 = cy - size // 2, cx - size // 2
     ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
     in_y = (ar_h[None] >= y0[:, None]) & (ar_h[None] < (y0 + size)[:, None])
@@ -70,10 +74,10 @@ def color_jitter(x: torch.Tensor, brightness: float, contrast: float, generator:
     if contrast:
         c = 1 + contrast * (2 * torch.rand(b, generator=generator) - 1)
         mean = x.mean((1, 2, 3), keepdim=True)
-        x = mean + (x - mean) * c.to(x.device).view(-1, 1, 1, 1)
+        x = mean + (x - mean) * host_to_device(c, x.device).view(-1, 1, 1, 1)
     if brightness:
         shift = brightness * 255 * (2 * torch.rand(b, generator=generator) - 1)
-        x = x + shift.to(x.device).view(-1, 1, 1, 1)
+        x = x + host_to_device(shift, x.device).view(-1, 1, 1, 1)
     return x.clamp_(0, 255)
 
 
@@ -83,12 +87,13 @@ def add_noise(x: torch.Tensor, generator: torch.Generator, max_sigma: float = 0.
     b, dev = len(x), x.device
     sigma = torch.rand(b, generator=generator) * max_sigma * 255
     amount = torch.rand(b, generator=generator) * 0.08
-    gauss = (torch.rand(b, generator=generator) < 0.5).to(dev).view(-1, 1, 1, 1)
-    noisy = x + sigma.to(dev).view(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator).to(dev)
-    u = torch.rand(x.shape, generator=generator).to(dev)
-    flip = u < amount.to(dev).view(-1, 1, 1, 1)
-    salted = torch.where(flip, (u < amount.to(dev).view(-1, 1, 1, 1) / 2).to(x.dtype) * 255, x)
-    return torch.where(gauss, noisy, salted).clamp(0, 255)
+    gauss = torch.rand(b, generator=generator) < 0.5
+    noise, u = torch.randn(x.shape, generator=generator), torch.rand(x.shape, generator=generator)
+    sigma, amount, gauss, noise, u = (host_to_device(t, dev) for t in (sigma, amount, gauss, noise, u))
+    noisy = x + sigma.view(-1, 1, 1, 1) * noise
+    flip = u < amount.view(-1, 1, 1, 1)
+    salted = torch.where(flip, (u < amount.view(-1, 1, 1, 1) / 2).to(x.dtype) * 255, x)
+    return torch.where(gauss.view(-1, 1, 1, 1), noisy, salted).clamp(0, 255)
 
 
 def random_pixelate(x: torch.Tensor, generator: torch.Generator, min_factor: float = 0.5) -> torch.Tensor:
@@ -97,7 +102,7 @@ def random_pixelate(x: torch.Tensor, generator: torch.Generator, min_factor: flo
     sides = (h * (min_factor + (1 - min_factor) * torch.rand(b, generator=generator))).long().clamp(1, h - 1)
     out = x.clone()
     for side in sides.unique().tolist():  # a handful of sizes: each done for all its images at once
-        idx = (sides == side).nonzero().squeeze(1).to(x.device)
+        idx = host_to_device((sides == side).nonzero().squeeze(1), x.device)
         out[idx] = box_resize(box_resize(x[idx], side), h)
     return out
 
@@ -110,7 +115,7 @@ def corrupt_share(x: torch.Tensor, fraction: float, ops, generator: torch.Genera
     which = torch.randint(0, len(ops), (b,), generator=generator)
     x = x.float().clone()  # the caller's batch stays as it was
     for k, op in enumerate(ops):
-        idx = (chosen & (which == k)).nonzero().squeeze(1).to(dev)
+        idx = host_to_device((chosen & (which == k)).nonzero().squeeze(1), dev)
         if not len(idx):
             continue
         part = x[idx]
@@ -132,20 +137,25 @@ AUGMIX_OPS = ("posterize", "solarize", "rotate", "shear_x", "shear_y", "translat
 
 def augmix_op(x: torch.Tensor, op: torch.Tensor, level: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
     """Image i takes AUGMIX_OPS[op[i]] (-1: none) at strength level[i] in [0, 1] (AugMix's level / 10),
-    mirrored when sign[i] is -1. Float 0-255 in and out; the warps fill with black as Pillow's do."""
-    x = x.clone()
+    mirrored when sign[i] is -1. Float 0-255 in and out; the warps fill with black as Pillow's do.
+    op, level and sign are host tensors: each op's images are picked on the host, without a device sync."""
+    x, dev = x.clone(), x.device
+
+    def rows(mask):
+        return host_to_device(mask.nonzero().squeeze(1), dev)
+
     post = op == 0
     if post.any():  # keep 4 bits, or 3 from level 0.25 on
-        q = 2.0 ** (4 + (4 * level[post]).floor().clamp(max=4)).view(-1, 1, 1, 1)
-        x[post] = (x[post] / q).floor() * q
+        i, q = rows(post), host_to_device(2.0 ** (4 + (4 * level[post]).floor().clamp(max=4)), dev).view(-1, 1, 1, 1)
+        x[i] = (x[i] / q).floor() * q
     sol = op == 1
     if sol.any():  # invert the pixels at or above 256 - 256 * level
-        thr = (256 - (256 * level[sol]).floor()).view(-1, 1, 1, 1)
-        x[sol] = torch.where(x[sol] >= thr, 255 - x[sol], x[sol])
+        i, thr = rows(sol), host_to_device(256 - (256 * level[sol]).floor(), dev).view(-1, 1, 1, 1)
+        x[i] = torch.where(x[i] >= thr, 255 - x[i], x[i])
     warp = op >= 2
     if warp.any():
         o, lv, sg, n = op[warp], level[warp], sign[warp], int(warp.sum())
-        theta = torch.eye(2, 3, device=x.device).repeat(n, 1, 1)
+        theta = torch.eye(2, 3).repeat(n, 1, 1)
         angle = torch.deg2rad((30 * lv).floor() * sg)
         rot = o == 2
         theta[rot, 0, 0], theta[rot, 0, 1] = angle[rot].cos(), -angle[rot].sin()
@@ -155,8 +165,9 @@ def augmix_op(x: torch.Tensor, op: torch.Tensor, level: torch.Tensor, sign: torc
         shift = 2 * (x.shape[-1] / 3 * lv).floor() * sg / x.shape[-1]  # pixels -> the grid's [-1, 1] units
         theta[o == 5, 0, 2] = shift[o == 5]
         theta[o == 6, 1, 2] = shift[o == 6]
-        grid = F.affine_grid(theta, [n, *x.shape[1:]], align_corners=False)
-        x[warp] = F.grid_sample(x[warp], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        i = rows(warp)
+        grid = F.affine_grid(host_to_device(theta, dev), [n, *x.shape[1:]], align_corners=False)
+        x[i] = F.grid_sample(x[i], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return x
 
 
@@ -166,17 +177,17 @@ def augmix(x: torch.Tensor, generator: torch.Generator, width: int = 3, max_dept
     Mixing keeps the result near the image, so the net learns from diverse views without a new distribution."""
     b, dev = len(x), x.device
     w = -torch.log(torch.rand(b, width, generator=generator))  # Dirichlet(1, ..., 1), normalized below
-    w = (w / w.sum(1, keepdim=True)).to(dev)
-    m = torch.rand(b, generator=generator).to(dev).view(-1, 1, 1, 1)
+    w = host_to_device(w / w.sum(1, keepdim=True), dev)
+    m = host_to_device(torch.rand(b, generator=generator), dev).view(-1, 1, 1, 1)
     mixed = torch.zeros_like(x, dtype=torch.float32)
     for k in range(width):
         depth = torch.randint(1, max_depth + 1, (b,), generator=generator)
         y = x.float()
         for d in range(max_depth):
             op = torch.randint(0, len(AUGMIX_OPS), (b,), generator=generator)
-            op = torch.where(depth > d, op, -1).to(dev)
-            level = (0.01 + (severity - 0.01) * torch.rand(b, generator=generator)).to(dev)  # AugMix's 0.1-3 of 10
-            sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0).to(dev)
+            op = torch.where(depth > d, op, -1)
+            level = 0.01 + (severity - 0.01) * torch.rand(b, generator=generator)  # AugMix's 0.1-3 of 10
+            sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
             y = augmix_op(y, op, level, sign)
         mixed += w[:, k].view(-1, 1, 1, 1) * y
     return ((1 - m) * x.float() + m * mixed).clamp(0, 255)
@@ -184,7 +195,7 @@ def augmix(x: torch.Tensor, generator: torch.Generator, width: int = 3, max_dept
 
 def augmix_share(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
     """A random `fraction` of the batch replaced by its AugMix mix; the rest left as it is. Float 0-255 out."""
-    idx = (torch.rand(len(x), generator=generator) < fraction).nonzero().squeeze(1).to(x.device)
+    idx = host_to_device((torch.rand(len(x), generator=generator) < fraction).nonzero().squeeze(1), x.device)
     x = x.float().clone()  # the caller's batch stays as it was
     if len(idx):
         x[idx] = augmix(x[idx], generator)
@@ -217,7 +228,7 @@ def batch_augment(
     if cfg.translate > 0:
         x = random_translate(x, cfg.translate, generator, cfg.pad_mode)
     if cfg.flip == "random":
-        x = flip(x, torch.rand(len(x), generator=generator).to(x.device) < 0.5)
+        x = flip(x, host_to_device(torch.rand(len(x), generator=generator) < 0.5, x.device))
     elif cfg.flip == "alternate":
         x = flip(x, alternate_mask)
     if cfg.brightness or cfg.contrast:

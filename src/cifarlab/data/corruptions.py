@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..hardware import host_to_device
+
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
@@ -29,11 +31,11 @@ def _u8(x):  # float in [0, 1] -> uint8, clipped (the original clips, then numpy
 
 
 def _rand(shape, g, dev):
-    return torch.rand(shape, generator=g).to(dev)
+    return host_to_device(torch.rand(shape, generator=g), dev)
 
 
 def _randn(shape, g, dev):
-    return torch.randn(shape, generator=g).to(dev)
+    return host_to_device(torch.randn(shape, generator=g), dev)
 
 
 def _gauss_kernel(sigma: float, truncate: float, dev) -> torch.Tensor:
@@ -364,7 +366,7 @@ def _box_matrix(n_in: int, n_out: int, dev) -> torch.Tensor:
     inside = (j[None] >= lo[:, None]) & (j[None] < hi[:, None])
     u = (j[None] - centre[:, None] + 0.5) / max(scale, 1.0)
     w = (inside & (u >= -0.5) & (u < 0.5)).double()
-    return (w / w.sum(1, keepdim=True)).float().to(dev)
+    return host_to_device((w / w.sum(1, keepdim=True)).float(), dev)
 
 
 def box_resize(y: torch.Tensor, size: int) -> torch.Tensor:
@@ -404,7 +406,7 @@ def _quant_tables(quality: torch.Tensor, dev) -> torch.Tensor:
     q = quality.float().clamp(1, 100).view(-1, 1, 1, 1)
     scale = torch.where(q < 50, 5000 / q, 200 - 2 * q)
     base = torch.stack([_QY, _QC])[None]
-    return ((base * scale + 50) / 100).floor().clamp(1, 255).to(dev)
+    return host_to_device(((base * scale + 50) / 100).floor().clamp(1, 255), dev)
 
 
 def _dct_quantize(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
