@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -169,3 +170,18 @@ def test_runs_of_two_recipes_are_never_averaged_into_one_row(tmp_path):
     path.write_text(json.dumps(good))
     with pytest.raises(UserError, match="2 recipes"):
         results_table([path])
+
+
+def test_a_recorded_recipe_keeps_its_fingerprint_when_a_key_is_added():
+    """Each recipe recorded in results/, read back into today's config (keys added since at their defaults), has
+    the fingerprint it was recorded with (a row benched before AugMix existed is the same recipe today)."""
+    from cifarlab.config import from_dict, recipe_fingerprint, recipe_id
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    records = [json.loads(p.read_text()) for p in root.rglob("*.bench.json")]
+    records = [d for d in records if d.get("recipe")]
+    assert len(records) >= 3
+    for d in records:
+        assert recipe_id(from_dict(d["recipe"], note_renamed=False)) == recipe_fingerprint(d["recipe"])
+    before = json.loads((root / "xeon" / "advanced.bench.json").read_text())  # recorded before data.augment.augmix
+    assert recipe_id(from_dict(before["recipe"], note_renamed=False)) == before["recipe_id"]

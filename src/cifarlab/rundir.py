@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import recipe_fingerprint
 from .data.cifar10 import find_in
 from .errors import UserError
 from .io import atomic_write_json, atomic_write_text, read_json
@@ -115,7 +116,15 @@ class Summary:
 def summary_from_dict(d: dict, path: Path | str = "summary") -> Summary:
     # summaries before epochs_trained had whole epochs only
     fallbacks = {"epochs_trained": d.get("epochs")} if isinstance(d, dict) and "epochs" in d else {}
-    return _from_dict(Summary, d, Path(path), "a summary.json written by cifarlab", fallbacks)
+    s = _from_dict(Summary, d, Path(path), "a summary.json written by cifarlab", fallbacks)
+    s.recipe_id = _fingerprint(s.recipe, s.recipe_id)
+    return s
+
+
+def _fingerprint(rec, recorded: str | None) -> str | None:
+    """The fingerprint of a recorded recipe, by today's rule: a record written before a key was added matches
+    a run of the same recipe today. Records without their recipe keep the id they have."""
+    return recipe_fingerprint(rec) if isinstance(rec, dict) else recorded
 
 
 def write_summary(run_dir: Path, s: Summary) -> None:
@@ -283,6 +292,10 @@ def read_bench(path: Path) -> BenchResult:
     ]
     if bad:  # a hand-edited file: a value of the wrong type
         raise UserError(f"{path} is not {what} (bad value of {bad[0]}: {getattr(r, bad[0])!r})")
+    r.recipe_id = _fingerprint(r.recipe, r.recipe_id)
+    for run in r.runs:
+        if isinstance(run, dict):
+            run["recipe_id"] = _fingerprint(run.get("recipe"), run.get("recipe_id"))
     return r
 
 
