@@ -1,4 +1,7 @@
-# The device checks of issue 30/31, in priority order, each bounded by what is left of DEADLINE seconds.
+# The device checks of issue 30/31, in priority order, each bounded by what is left of DEADLINE seconds, as run
+# on the H200 (DEADLINE=560): the CIFAR-10 batches rebuilt in /root/cifar from lossless WebP mosaics carried in
+# two calls (checked by sha256 of the pixels), airbench94_muon's cache files (cifar10/train.pt, test.pt) written
+# from them in /root/ab, its script (.gpu/s/airbench94_muon.py) the public one with 5 runs instead of 200.
 set -u
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 CIFAR10_DIR=${CIFAR10_DIR:-/root/cifar}
 TINYEVAL=${TINYEVAL:-}; PY=${PY:-python3}; O=${OUT:-/tmp/out}; R=${R:-runs/gpu}; TINY=${TINY:-}
