@@ -29,11 +29,11 @@ def test_no_augmentation_turns_off_every_augmentation():
 
     on = ["data.augment.brightness=0.2", "data.augment.contrast=0.2", "data.augment.resize_from=16",
           "data.augment.resize_until=2", "data.augment.corrupt=0.25", "data.augment.cutout=8",
-          "data.augment.augmix=0.5"]  # fmt: skip
+          "data.augment.augmix=0.5", "data.augment.robust_until=1.5"]  # fmt: skip
     off = apply_variant(apply_overrides(load_preset("advanced"), on), VARIANTS["no_augmentation"][1]).data.augment
     # what a field's "off" is; the parameters of another augmentation (pad_mode, ...) need none
     is_off = {"translate": 0, "flip": "none", "cutout": 0, "brightness": 0, "contrast": 0, "resize_from": 0,
-              "corrupt": 0, "augmix": 0}  # fmt: skip
+              "corrupt": 0, "augmix": 0, "robust_until": 0}  # fmt: skip
     parameters = {"pad_mode", "resize_until", "corrupt_ops"}
     fields = {f.name for f in dataclasses.fields(AugmentConfig)}
     assert fields == set(is_off) | parameters, "a new augmentation: say here how no_augmentation turns it off"

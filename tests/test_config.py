@@ -123,3 +123,13 @@ def test_json_schema_accepts_every_preset_and_refuses_what_the_config_refuses(tm
     assert "moving average" in ema["description"] and "must be in [0, 1)" in ema["description"]
     stem = schema["properties"]["model"]["properties"]["stem"]["properties"]
     assert "positive integer" in stem["channels"]["description"]
+
+
+def test_robust_until_needs_a_robust_share():
+    from cifarlab.config import resolve
+
+    with pytest.raises(ConfigError, match="robust_until.*both are 0"):
+        resolve("advanced", ["data.augment.robust_until=9"], None, 0, "cpu")
+    with pytest.raises(ConfigError, match="robust_until"):
+        resolve("advanced", ["data.augment.corrupt=0.1", "data.augment.robust_until=-1"], None, 0, "cpu")
+    assert resolve("advanced", ["data.augment.corrupt=0.1", "data.augment.robust_until=9"], None, 0, "cpu")

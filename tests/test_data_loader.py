@@ -62,3 +62,18 @@ def test_alternate_flip_flips_every_other_epoch(tiny_data):
     flipped1 = ~torch.isclose(e1, plain).all((1, 2, 3))
     assert torch.equal(flipped0, ~flipped1)
     assert 150 < int(flipped0.sum()) < 350
+
+
+def test_robust_shares_stop_at_robust_until(tiny_data):
+    """The corruption share corrupts batches before robust_until (fractional epochs) and none after it."""
+    d = load_cifar10(tiny_data)
+    cfg = AugmentConfig(corrupt=0.5, robust_until=1.5)  # 5 batches an epoch: epoch 1's last two are clean
+    ld = Loader(d.train_x, d.train_y, 100, "cpu", shuffle=True, augment=cfg, seed=1)
+    plain = Loader(d.train_x, d.train_y, 100, "cpu", shuffle=True, augment=AugmentConfig(), seed=1)
+    changed = [
+        int((x - p).abs().flatten(1).amax(1).gt(1e-6).sum())
+        for e in (0, 1)
+        for (x, _), (p, _) in zip(ld.epoch(e), plain.epoch(e))
+    ]
+    assert all(n > 20 for n in changed[:8]) and changed[8:] == [0, 0], changed
+    assert augment.robust_shares_on(AugmentConfig(), 1e9)  # 0: every epoch

@@ -58,6 +58,9 @@ class AugmentConfig:
     # AugMix share: this fraction of each batch is mixed with chains of posterize, solarize, rotate, shear and
     # translate (AugMix without its contrast ops); the warps make elastic_transform "seen" (0 = off).
     augmix: float = 0.0
+    # Clean tail: the corruption and AugMix shares stop at this epoch (fractional: 9.35 of 11 leaves the last
+    # 15% of steps clean), so the low-lr end of the schedule fits clean images (0 = every epoch).
+    robust_until: float = 0.0
 
 
 @dataclass
@@ -164,7 +167,7 @@ def recipe(cfg: Config) -> dict:
 # Keys added since fingerprints were first recorded, at the value that leaves a recipe as it was. The fingerprint
 # leaves such a key out at that value, so adding a lever does not rename every recipe recorded before it (a test
 # re-resolves the recipes in results/ and fails when a new key is missing here).
-ADDED_KEYS = {"data.augment.augmix": 0.0}
+ADDED_KEYS = {"data.augment.augmix": 0.0, "data.augment.robust_until": 0.0}
 
 
 def recipe_fingerprint(rec: dict) -> str:
@@ -206,6 +209,7 @@ _NON_NEGATIVE = (
     "runtime.micro_batch",
     "data.augment.brightness",
     "data.augment.contrast",
+    "data.augment.robust_until",
 )
 _UNIT = ("loss.label_smoothing", "optim.momentum", "optim.muon_momentum", "train.ema")
 RANGES = [
@@ -466,6 +470,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"bad value for 'data.augment.corrupt_ops': {ops!r}; must be a non-empty list of {allowed}")
     if a.resize_from and not a.resize_until > 0:
         raise ConfigError("'data.augment.resize_from' needs 'data.augment.resize_until' > 0 (the epoch reaching 32 px)")
+    if a.robust_until and not (a.corrupt or a.augmix):
+        raise ConfigError(
+            "'data.augment.robust_until' ends the corruption and AugMix shares, but both are 0: "
+            "set 'data.augment.corrupt' or 'data.augment.augmix', or leave robust_until at 0"
+        )
     if not isinstance(cfg.model, dict) or not cfg.model.get("stages"):
         raise ConfigError("the config has no model: give 'model.stages' (see configs/baseline.yaml)")
     check_spec(cfg.model)

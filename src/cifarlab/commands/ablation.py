@@ -43,6 +43,7 @@ VARIANTS = {
             "data.augment.resize_from=0",
             "data.augment.corrupt=0",
             "data.augment.augmix=0",
+            "data.augment.robust_until=0",
         ],
     ),
     "no_batchnorm": ("batch norm", ["model.defaults.bn=false"]),

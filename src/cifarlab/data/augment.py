@@ -221,10 +221,23 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     )
 
 
+def robust_shares_on(cfg, progress: float) -> bool:
+    """Whether the corruption and AugMix shares apply at `progress` (epochs done, fractional): before
+    robust_until, or always when it is 0 (the clean tail lets the low-lr end of the schedule fit clean images)."""
+    return not cfg.robust_until or progress < cfg.robust_until
+
+
 def batch_augment(
-    x: torch.Tensor, cfg, generator: torch.Generator, alternate_mask: torch.Tensor, normalize, size: int = 32
+    x: torch.Tensor,
+    cfg,
+    generator: torch.Generator,
+    alternate_mask: torch.Tensor,
+    normalize,
+    size: int = 32,
+    progress: float = 0.0,
 ):
-    """uint8 batch -> augmented, normalized float batch (size x size), following an AugmentConfig."""
+    """uint8 batch -> augmented, normalized float batch (size x size), following an AugmentConfig; `progress`
+    is the epochs done when the batch starts (fractional)."""
     if cfg.translate > 0:
         x = random_translate(x, cfg.translate, generator, cfg.pad_mode)
     if cfg.flip == "random":
@@ -233,9 +246,10 @@ def batch_augment(
         x = flip(x, alternate_mask)
     if cfg.brightness or cfg.contrast:
         x = color_jitter(x, cfg.brightness, cfg.contrast, generator)
-    if cfg.augmix:
+    robust = robust_shares_on(cfg, progress)
+    if cfg.augmix and robust:
         x = augmix_share(x, cfg.augmix, generator)
-    if cfg.corrupt:
+    if cfg.corrupt and robust:
         x = corrupt_share(x, cfg.corrupt, cfg.corrupt_ops, generator)
     x = normalize(x)
     if cfg.cutout > 0:  # after normalizing, so the square is set to the dataset mean

@@ -73,7 +73,8 @@ class Loader:
             x = self.x[idx]
             if self.augment is not None:
                 g = torch.Generator().manual_seed(_mix(self.seed, epoch, i + 1))
-                x = batch_augment(x, self.augment, g, self.flip_parity[idx] ^ bool(epoch % 2), self.normalize, size)
+                parity = self.flip_parity[idx] ^ bool(epoch % 2)
+                x = batch_augment(x, self.augment, g, parity, self.normalize, size, epoch + i / len(self))
             else:
                 x = self.normalize(x)
             yield x, self.y[idx]
