@@ -136,6 +136,7 @@ class StopAt:
 def test_resume_equals_uninterrupted(tiny_cfg, tmp_path, stop_step, extra):
     cfg = tiny_cfg("advanced", "train.epochs=3", *SMALL_ADVANCED, *extra)
     full_dir, full = train(cfg, tmp_path / "full")
+    assert full is not None, "the uninterrupted run stopped early (a SIGINT/SIGTERM reached the test process?)"
     part_dir, summary = train(cfg, tmp_path / "part", callbacks=[StopAt(stop_step)])
     assert summary is None and checkpoint.load(part_dir / "last.pt")["state"]["step"] == stop_step
     run = resume_run(part_dir)
