@@ -97,6 +97,23 @@ def test_real_files_png_is_lossless_and_jpeg_goes_through_the_codec(two_runs, ti
     assert row["png"] == pytest.approx(float((pred == data.test_y[:40]).float().mean()))  # PNG: the same pixels
     assert row["n"] == 40 and {"jpeg90", "jpeg75"} <= set(row)
     assert row["jpeg75_gap_points"] == pytest.approx(round(100 * (row["png"] - row["jpeg75"]), 2))
+    only = real_files.measure(two_runs[0], "test", 40, str(tiny_data), ["jpeg75_444", "jpeg95"])
+    assert {"jpeg75_444", "jpeg95"} <= set(only) and "png" not in only and "jpeg75_gap_points" not in only
+
+
+def test_real_files_chroma420_blurs_colour_detail_and_keeps_luma():
+    import numpy as np
+    from PIL import Image
+
+    import real_files
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(64, 192, (32, 32, 3), dtype=np.uint8)  # colour detail at every pixel, inside the gamut
+    out = real_files.chroma420(Image.fromarray(img))
+    y0, cb0, _ = (np.asarray(c, dtype=float) for c in Image.fromarray(img).convert("YCbCr").split())
+    y1, cb1, _ = (np.asarray(c, dtype=float) for c in out.convert("YCbCr").split())
+    assert np.abs(y1 - y0).max() <= 2  # luma kept (RGB rounding only)
+    assert np.abs(np.diff(cb1, axis=1)).mean() < 0.5 * np.abs(np.diff(cb0, axis=1)).mean()  # chroma smoothed
 
 
 def test_dev_table_families_averages_severities_and_seeds_and_marks_seen(tmp_path):

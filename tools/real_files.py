@@ -6,6 +6,8 @@ way a phone or the web hands them over, classified by the same function the CLI 
 
 `--split val` writes the run's own validation images (held out of its training), so recipes can be compared
 without opening the test set; `--split test` is for final rows. A benchmark, not a test.
+`--formats` adds what takes a JPEG apart: `jpeg75_444` (quality 75 without chroma subsampling), `jpeg95`, and
+`chroma420_png` (chroma averaged over 2x2 and upsampled, no quantization, saved lossless).
 """
 
 from __future__ import annotations
@@ -26,11 +28,24 @@ from cifarlab.data import CLASSES, load_cifar10, locate, split_train_val
 from cifarlab.io import atomic_write_text
 from cifarlab.rundir import recorded_source
 
+def chroma420(img: Image.Image) -> Image.Image:
+    """JPEG's colour subsampling alone: Cb and Cr box-averaged over 2x2, upsampled bilinearly, Y untouched."""
+    y, cb, cr = img.convert("YCbCr").split()
+    w, h = img.size
+    cb, cr = (c.resize((w // 2, h // 2), Image.BOX).resize((w, h), Image.BILINEAR) for c in (cb, cr))
+    return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
+
+
+# name -> (file suffix, how Pillow writes an image); Pillow's JPEG default is 4:2:0 chroma below quality 100
 FORMATS = {
-    "png": {"format": "PNG"},
-    "jpeg90": {"format": "JPEG", "quality": 90},
-    "jpeg75": {"format": "JPEG", "quality": 75},
+    "png": ("png", lambda im, p: im.save(p, format="PNG")),
+    "jpeg90": ("jpg", lambda im, p: im.save(p, format="JPEG", quality=90)),
+    "jpeg75": ("jpg", lambda im, p: im.save(p, format="JPEG", quality=75)),
+    "jpeg95": ("jpg", lambda im, p: im.save(p, format="JPEG", quality=95)),
+    "jpeg75_444": ("jpg", lambda im, p: im.save(p, format="JPEG", quality=75, subsampling=0)),
+    "chroma420_png": ("png", lambda im, p: chroma420(im).save(p, format="PNG")),
 }
+DEFAULT_FORMATS = ["png", "jpeg90", "jpeg75"]
 
 
 def images_of(run: Path, split: str, n: int, data_path: str | None):
@@ -45,24 +60,26 @@ def images_of(run: Path, split: str, n: int, data_path: str | None):
     return x[:n], y[:n]
 
 
-def measure(run: Path, split: str, n: int, data_path: str | None) -> dict:
+def measure(run: Path, split: str, n: int, data_path: str | None, formats=DEFAULT_FORMATS) -> dict:
     x, y = images_of(run, split, n, data_path)
     row = {"run": str(run), "split": split, "n": len(y)}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, opts in FORMATS.items():
+        for name in formats:
+            suffix, write = FORMATS[name]
             folder = Path(tmp) / name
             folder.mkdir()
             paths = []
             for i, img in enumerate(x.permute(0, 2, 3, 1).numpy()):
-                paths.append(folder / f"{i:05d}.{'png' if name == 'png' else 'jpg'}")
-                Image.fromarray(np.ascontiguousarray(img)).save(paths[-1], **opts)
+                paths.append(folder / f"{i:05d}.{suffix}")
+                write(Image.fromarray(np.ascontiguousarray(img)), paths[-1])
             t = time.perf_counter()
             results, errors = predict(str(run), [str(p) for p in paths], top_k=1, calibrate=False)
             assert not errors, errors[:3]
             pred = [CLASSES.index(r["top"][0]["class"]) for r in results]
             row[name] = float(np.mean(np.array(pred) == y.numpy()))
             row[f"{name}_seconds"] = round(time.perf_counter() - t, 1)
-    row["jpeg75_gap_points"] = round(100 * (row["png"] - row["jpeg75"]), 2)
+    if "png" in row and "jpeg75" in row:
+        row["jpeg75_gap_points"] = round(100 * (row["png"] - row["jpeg75"]), 2)
     return row
 
 
@@ -73,10 +90,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10000, help="images (the first n of the split)")
     ap.add_argument("--data", help="CIFAR-10 folder (default: the run's)")
     ap.add_argument("--out", type=Path, help="JSON file to write")
+    ap.add_argument("--formats", nargs="+", choices=list(FORMATS), default=DEFAULT_FORMATS)
     args = ap.parse_args()
     rows = []
     for run in args.runs:
-        rows.append(measure(run, args.split, args.n, args.data))
+        rows.append(measure(run, args.split, args.n, args.data, args.formats))
         print(json.dumps(rows[-1]))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
