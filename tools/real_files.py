@@ -28,6 +28,7 @@ from cifarlab.data import CLASSES, load_cifar10, locate, split_train_val
 from cifarlab.io import atomic_write_text
 from cifarlab.rundir import recorded_source
 
+
 def chroma420(img: Image.Image) -> Image.Image:
     """JPEG's colour subsampling alone: Cb and Cr box-averaged over 2x2, upsampled bilinearly, Y untouched."""
     y, cb, cr = img.convert("YCbCr").split()
