@@ -46,7 +46,7 @@ FORMATS = {
     "jpeg75_444": ("jpg", lambda im, p: im.save(p, format="JPEG", quality=75, subsampling=0)),
     "chroma420_png": ("png", lambda im, p: chroma420(im).save(p, format="PNG")),
 }
-DEFAULT_FORMATS = ["png", "jpeg90", "jpeg75"]
+DEFAULT_FORMATS = ("png", "jpeg90", "jpeg75")
 
 
 def images_of(run: Path, split: str, n: int, data_path: str | None):
@@ -64,15 +64,16 @@ def images_of(run: Path, split: str, n: int, data_path: str | None):
 def measure(run: Path, split: str, n: int, data_path: str | None, formats=DEFAULT_FORMATS) -> dict:
     x, y = images_of(run, split, n, data_path)
     row = {"run": str(run), "split": split, "n": len(y)}
+    images = [Image.fromarray(np.ascontiguousarray(img)) for img in x.permute(0, 2, 3, 1).numpy()]  # once
     with tempfile.TemporaryDirectory() as tmp:
         for name in formats:
             suffix, write = FORMATS[name]
             folder = Path(tmp) / name
             folder.mkdir()
             paths = []
-            for i, img in enumerate(x.permute(0, 2, 3, 1).numpy()):
+            for i, img in enumerate(images):
                 paths.append(folder / f"{i:05d}.{suffix}")
-                write(Image.fromarray(np.ascontiguousarray(img)), paths[-1])
+                write(img, paths[-1])
             t = time.perf_counter()
             results, errors = predict(str(run), [str(p) for p in paths], top_k=1, calibrate=False)
             assert not errors, errors[:3]
