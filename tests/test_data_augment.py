@@ -42,6 +42,22 @@ def test_cutout_area():
     assert torch.equal((out == 0).all(1), (out[:, :1] == 0).squeeze(1))  # same square in every channel
 
 
+def test_patch_gaussian_noises_one_square_and_leaves_the_rest():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((300, 3, 32, 32), 128.0)
+    out = augment.patch_gaussian(x, g)
+    changed = (out != x).any(1)  # (B, H, W): where the patch is, in every channel at once
+    rows, cols = changed.any(2).sum(1), changed.any(1).sum(1)
+    assert rows.max() <= 25 and cols.max() <= 25 and (changed.sum((1, 2)) <= rows * cols).all()
+    assert changed.sum((1, 2)).float().mean() > 0.4 * 32 * 32  # a 25 px square, clipped at the border
+    assert torch.equal(out.clamp(0, 255), out)
+    inside = changed[:, None].expand_as(out)
+    spread = torch.stack([(o - 128)[m].std() for o, m in zip(out, inside)])  # one sigma per image, up to 255
+    assert spread.max() > 100 and spread.min() < 25  # near-saturated patches and faint ones
+    again = augment.patch_gaussian(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+
+
 def test_color_jitter_stays_in_range_and_moves_each_image_once():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(60, 200, (64, 3, 8, 8), dtype=torch.uint8)

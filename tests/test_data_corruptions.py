@@ -128,6 +128,8 @@ def test_seen_families_follow_the_training_augmentation():
     assert corruptions.seen_families(_augment([])) == []
     noise = corruptions.seen_families(_augment(["data.augment.corrupt=0.5", "data.augment.corrupt_ops=[noise]"]))
     assert noise == ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"]
+    patch = _augment(["data.augment.corrupt=0.5", "data.augment.corrupt_ops=[patch_gaussian]"])
+    assert corruptions.seen_families(patch) == noise  # noise in a patch is still additive noise
     both = corruptions.seen_families(_augment(["data.augment.corrupt=0.5", "data.augment.corrupt_ops=[jpeg,pixelate]"]))
     assert both == ["pixelate", "jpeg_compression"]
     off = corruptions.seen_families(_augment(["data.augment.corrupt=0", "data.augment.corrupt_ops=[noise]"]))

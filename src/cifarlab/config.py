@@ -51,8 +51,8 @@ class AugmentConfig:
     brightness: float = 0.0
     contrast: float = 0.0
     # Corruption share: this fraction of each batch takes one of `corrupt_ops` at a random strength (noise:
-    # Gaussian or salt and pepper; jpeg: quality 20-95; pixelate: down to 50-100% and back). Each op makes its
-    # CIFAR-10-C families "seen" in evaluation (0 = off).
+    # Gaussian or salt and pepper; patch_gaussian: Gaussian noise in a 25 px square; jpeg: quality 20-95;
+    # pixelate: down to 50-100% and back). Each op makes its CIFAR-10-C families "seen" in evaluation (0 = off).
     corrupt: float = 0.0
     corrupt_ops: list = field(default_factory=lambda: ["noise", "jpeg", "pixelate"])
     # AugMix share: this fraction of each batch is mixed with chains of posterize, solarize, rotate, shear and

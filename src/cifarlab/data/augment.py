@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from ..hardware import host_to_device
-from .corruptions import box_resize, jpeg_roundtrip
+from .corruptions import TRAIN_OP_KIND, box_resize, jpeg_roundtrip
 
-TRAIN_CORRUPTIONS = ("noise", "jpeg", "pixelate")  # what `corrupt_ops` may name (each makes its families seen)
+TRAIN_CORRUPTIONS = tuple(TRAIN_OP_KIND)  # what `corrupt_ops` may name (each makes its families seen)
 
 
 def reflect_index(size: int, pad: int, device=None) -> torch.Tensor:
@@ -52,8 +52,8 @@ def flip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
-def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero a size x size square at a random centre in each image (clipped at the border)."""
+def square_mask(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, 1, H, W) bool: a size x size square at a random centre in each image (clipped at the border)."""
     b, _, h, w = x.shape
     dev = x.device
     cy = host_to_device(torch.randint(0, h, (b,), generator=generator), dev)
@@ -62,8 +62,12 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
     ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
     in_y = (ar_h[None] >= y0[:, None]) & (ar_h[None] < (y0 + size)[:, None])
     in_x = (ar_w[None] >= x0[:, None]) & (ar_w[None] < (x0 + size)[:, None])
-    keep = ~(in_y[:, :, None] & in_x[:, None, :])
-    return x * keep[:, None].to(x.dtype)
+    return (in_y[:, :, None] & in_x[:, None, :])[:, None]
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero a size x size square at a random centre in each image (clipped at the border)."""
+    return x * (~square_mask(x, size, generator)).to(x.dtype)
 
 
 def color_jitter(x: torch.Tensor, brightness: float, contrast: float, generator: torch.Generator) -> torch.Tensor:
@@ -96,6 +100,16 @@ def add_noise(x: torch.Tensor, generator: torch.Generator, max_sigma: float = 0.
     return torch.where(gauss.view(-1, 1, 1, 1), noisy, salted).clamp(0, 255)
 
 
+def patch_gaussian(x: torch.Tensor, generator: torch.Generator, size: int = 25, max_sigma: float = 1.0):
+    """Patch Gaussian (Lopes et al. 2019; their CIFAR-10 setting): Gaussian noise of a random sigma up to
+    max_sigma (of the pixel range) inside a size x size square at a random centre; the rest of the image stays
+    clean, so the net learns to ignore noise without losing the clean view. A float batch 0-255 in and out."""
+    sigma = host_to_device(torch.rand(len(x), generator=generator) * max_sigma * 255, x.device)
+    noise = host_to_device(torch.randn(x.shape, generator=generator), x.device)
+    inside = square_mask(x, size, generator).to(x.dtype)
+    return (x + inside * sigma.view(-1, 1, 1, 1) * noise).clamp(0, 255)
+
+
 def random_pixelate(x: torch.Tensor, generator: torch.Generator, min_factor: float = 0.5) -> torch.Tensor:
     """Each image shrunk to a random side in [min_factor, 1) of its own (Pillow's BOX) and blown back up."""
     b, h = len(x), x.shape[-1]
@@ -108,7 +122,7 @@ def random_pixelate(x: torch.Tensor, generator: torch.Generator, min_factor: flo
 
 
 def corrupt_share(x: torch.Tensor, fraction: float, ops, generator: torch.Generator) -> torch.Tensor:
-    """A random `fraction` of the batch takes one of `ops` each (noise, jpeg, pixelate), at a random strength;
+    """A random `fraction` of the batch takes one of `ops` each (TRAIN_CORRUPTIONS), at a random strength;
     the rest is left as it is. Float 0-255 in and out."""
     b, dev = len(x), x.device
     chosen = torch.rand(b, generator=generator) < fraction
@@ -121,6 +135,8 @@ def corrupt_share(x: torch.Tensor, fraction: float, ops, generator: torch.Genera
         part = x[idx]
         if op == "noise":
             part = add_noise(part, generator)
+        elif op == "patch_gaussian":
+            part = patch_gaussian(part, generator)
         elif op == "jpeg":
             part = jpeg_roundtrip(part, torch.randint(20, 96, (len(idx),), generator=generator)).float()
         else:

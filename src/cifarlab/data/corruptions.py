@@ -472,14 +472,17 @@ FAMILIES = {
 CORRUPTIONS = {name: fn for name, (fn, _) in FAMILIES.items()}
 
 
+# The corruption share's ops (`data.augment.corrupt_ops`) and the kind of corruption each one produces.
+TRAIN_OP_KIND = {"noise": "noise", "patch_gaussian": "noise", "jpeg": "jpeg", "pixelate": "pixelate"}
+
+
 def seen_kinds(augment) -> set[str]:
     """The corruption kinds a training augmentation (an AugmentConfig) produces anything of: the one place that
     decides which families a run has seen. Additive or multiplicative noise -> noise; any blur -> blur; JPEG ->
     jpeg; down-and-up or progressive resizing -> pixelate; AugMix's warps -> elastic; colour jitter -> brightness,
     contrast, saturate."""
     kinds = set()
-    ops = set(augment.corrupt_ops) if augment.corrupt else set()
-    kinds |= {k for k in ("noise", "blur", "jpeg", "pixelate") if k in ops}
+    kinds |= {TRAIN_OP_KIND[op] for op in augment.corrupt_ops} if augment.corrupt else set()
     if augment.resize_from:
         kinds.add("pixelate")
     if getattr(augment, "augmix", 0):  # its rotations and shears are affine warps, elastic_transform's first part
