@@ -100,7 +100,7 @@ def add_noise(x: torch.Tensor, generator: torch.Generator, max_sigma: float = 0.
     return torch.where(gauss.view(-1, 1, 1, 1), noisy, salted).clamp(0, 255)
 
 
-def patch_gaussian(x: torch.Tensor, generator: torch.Generator, size: int = 25, max_sigma: float = 1.0):
+def patch_gaussian(x: torch.Tensor, generator: torch.Generator, size: int = 25, max_sigma: float = 1.0) -> torch.Tensor:
     """Patch Gaussian (Lopes et al. 2019; their CIFAR-10 setting): Gaussian noise of a random sigma up to
     max_sigma (of the pixel range) inside a size x size square at a random centre; the rest of the image stays
     clean, so the net learns to ignore noise without losing the clean view. A float batch 0-255 in and out."""
