@@ -133,3 +133,42 @@ def test_dev_table_families_averages_severities_and_seeds_and_marks_seen(tmp_pat
     assert lines[0] == "| family | a |"
     assert lines[2] == "| gaussian_noise | 50.0* |"  # mean of 0.3 and 0.7, seen in training
     assert lines[3] == "| jpeg_compression | 65.0 |"  # mean of 0.8 and 0.5, held out
+
+
+def test_bn_recalibrate_sets_running_statistics_to_the_clean_images_average():
+    import torch
+
+    import bn_recalibrate
+
+    net = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
+    net[0].running_mean.fill_(5.0)  # stale statistics, as a corrupted share would leave them
+    net[0].momentum = 0.4
+    x = torch.randn(256, 3, 4, 4) * torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1) + 1.0
+    bn_recalibrate.recalibrate_bn(net, x, pass_size=128)
+    halves = x.split(128)
+    assert not net.training
+    assert torch.allclose(net[0].running_mean, x.mean((0, 2, 3)), atol=1e-5)  # equal passes: the overall mean
+    want_var = sum(h.var((0, 2, 3), unbiased=True) for h in halves) / 2  # the passes' unbiased variances, averaged
+    assert torch.allclose(net[0].running_var, want_var, atol=1e-4)
+
+
+def test_frontier_scores_every_recipe_on_the_families_none_trained_on(tmp_path):
+    import frontier
+
+    def run(val, gauss, fog, blur, seen):
+        per = {"gaussian_noise": gauss, "fog": fog, "gaussian_blur": blur}
+        return {"val_acc": val, "robustness": {"per_corruption": per, "seen": seen}}
+
+    plain = {
+        "name": "plain",
+        "overrides": [],
+        "runs": [run(0.9, [0.2], [0.6], [0.5], []), run(0.8, [0.2], [0.8], [0.7], [])],
+    }
+    noisy = {"name": "noisy", "overrides": ["x=1"], "runs": [run(0.7, [0.9], [0.4], [0.4], ["gaussian_noise"])] * 2}
+    families, rows = frontier.points([plain, noisy])
+    assert families == ["fog", "gaussian_blur"]  # the noise family is seen by one recipe: scored for none
+    assert rows[0]["clean"] == pytest.approx(85.0) and rows[0]["robust"] == pytest.approx(65.0)
+    assert rows[1]["robust"] == pytest.approx(40.0) and rows[1]["robust_sd"] == 0.0
+    (tmp_path / "bad.dev.json").write_text(json.dumps({"name": "x", "runs": [{"val_acc": 0.5}]}))
+    with pytest.raises(UserError, match="no corruption scores"):
+        frontier.load([str(tmp_path / "bad.dev.json")])
