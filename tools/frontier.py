@@ -36,9 +36,10 @@ def load(paths: list[str]) -> list[dict]:
 
 def held_out_by_all(benches: list[dict]) -> list[str]:
     """Families that no run of any recipe trained on, in the suite's order."""
-    first = benches[0]["runs"][0]["robustness"]
-    seen = {f for d in benches for r in d["runs"] for f in r["robustness"]["seen"]}
-    return [f for f in first["per_corruption"] if f not in seen]
+    runs = [r["robustness"] for d in benches for r in d["runs"]]
+    seen = {f for r in runs for f in r["seen"]}
+    # a family every run was scored on (a narrowed --corruptions suite leaves some out) and none trained on
+    return [f for f in runs[0]["per_corruption"] if f not in seen and all(f in r["per_corruption"] for r in runs)]
 
 
 def spread(key: str, values: list[float]) -> dict:
