@@ -171,6 +171,8 @@ def test_frontier_scores_every_recipe_on_the_families_none_trained_on(tmp_path):
     assert rows[1]["robust"] == pytest.approx(40.0) and rows[1]["robust_sd"] == 0.0
     del noisy["runs"][0]["robustness"]["per_corruption"]["fog"]  # a narrowed suite: fog not scored for it
     assert frontier.points([plain, noisy])[0] == ["gaussian_blur"]
-    (tmp_path / "bad.dev.json").write_text(json.dumps({"name": "x", "runs": [{"val_acc": 0.5}]}))
+    (tmp_path / "bad.dev.json").write_text(
+        json.dumps({"name": "x", "overrides": [], "epochs": 2, "runs": [{"val_acc": 0.5}]})
+    )
     with pytest.raises(UserError, match="no corruption scores"):
         frontier.load([str(tmp_path / "bad.dev.json")])

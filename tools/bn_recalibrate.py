@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from cifarlab.checkpoint import model_from_checkpoint
-from cifarlab.commands.bench import DEV_VAL_SIZE, score_on_validation
+from cifarlab.commands.bench import DEV_VAL_SIZE, read_dev, score_on_validation
 from cifarlab.config import resolve
 from cifarlab.data import load_cifar10, locate
 from cifarlab.errors import UserError
@@ -44,22 +44,20 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, pass_size: int = 128)
 
 
 def probe(bench_file: str, n_images: int, robust_n: int, data=None) -> list[dict]:
-    try:
-        bench = json.loads(open(bench_file).read())
-        runs, overrides, epochs = bench["runs"], bench["overrides"], bench["epochs"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{bench_file}: not a dev bench file ({e}); give one written by `bench --dev`") from None
-    dataset, rows = load_cifar10(locate(data)), []
-    for old in runs:
-        cfg = resolve(bench["preset"], [*overrides, f"data.val_size={DEV_VAL_SIZE}"], epochs, old["seed"], None)
-        dev = select_device(cfg.runtime.device)
-        dtype = select_precision(dev, cfg.runtime.precision)
-        train, val, _, _ = make_loaders(cfg, dataset, dev)
+    bench, rows = read_dev(bench_file), []
+    extra = [f"data.val_size={DEV_VAL_SIZE}"]
+    base = resolve(bench["preset"], [*bench["overrides"], *extra], bench["epochs"], None, None)
+    dev = select_device(base.runtime.device)
+    dtype = select_precision(dev, base.runtime.precision)
+    train, val, _, _ = make_loaders(base, load_cifar10(locate(data)), dev)  # the split has no seed
+    pick = torch.randperm(len(train.y), generator=torch.Generator().manual_seed(0))[:n_images]
+    clean = train.normalize(train.x[pick.to(train.x.device)])
+    for old in bench["runs"]:
+        cfg = resolve(bench["preset"], [*bench["overrides"], *extra], bench["epochs"], old["seed"], None)
         model, _, _ = model_from_checkpoint(f"{old['run_dir']}/best.pt", dev)
         model = model.to(memory_format=torch.channels_last) if cfg.runtime.channels_last else model
         before = score_on_validation(model, val, dtype, cfg, old["run_dir"], None, None, robust_n)
-        pick = torch.randperm(len(train.y), generator=torch.Generator().manual_seed(0))[:n_images]
-        recalibrate_bn(model, train.normalize(train.x[pick.to(train.x.device)]))
+        recalibrate_bn(model, clean)
         after = score_on_validation(model, val, dtype, cfg, old["run_dir"], None, None, robust_n)
         rows.append({"seed": old["seed"], "before": before, "after": after})
         print(json.dumps({"seed": old["seed"], **{k: (before.get(k), after.get(k)) for k in KEYS}}), flush=True)

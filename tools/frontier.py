@@ -9,28 +9,19 @@ family it trained on), mean and seed spread per recipe. Prints a markdown table 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-from pathlib import Path
 
-from cifarlab.commands.bench import family_mean
+from cifarlab.commands.bench import family_mean, read_dev
 from cifarlab.errors import UserError
+from cifarlab.metrics import mean_std
 from cifarlab.plots import pyplot
 
 
 def load(paths: list[str]) -> list[dict]:
-    out = []
-    for p in paths:
-        try:
-            d = json.loads(Path(p).read_text())
-            if not all(r.get("robustness") for r in d["runs"]):
-                raise ValueError("a run has no corruption scores (--robust-n 0)")
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UserError(
-                f"{p}: not a dev bench file with corruption scores ({e}); give `bench --dev` files"
-            ) from None
-        out.append(d)
+    out = [read_dev(p) for p in paths]
+    for p, d in zip(paths, out):
+        if not all(r.get("robustness") for r in d["runs"]):
+            raise UserError(f"{p}: a run has no corruption scores (--robust-n 0); give dev files scored on corruptions")
     return out
 
 
@@ -43,7 +34,8 @@ def held_out_by_all(benches: list[dict]) -> list[str]:
 
 
 def spread(key: str, values: list[float]) -> dict:
-    return {key: statistics.fmean(values), f"{key}_sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+    mean, sd = mean_std(values)
+    return {key: mean, f"{key}_sd": sd}
 
 
 def points(benches: list[dict]) -> tuple[list[str], list[dict]]:

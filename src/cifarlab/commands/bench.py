@@ -168,14 +168,22 @@ def training_recipe(cfg) -> dict:
     return {k: v for k, v in recipe(cfg).items() if k != "eval"}
 
 
+def read_dev(path, what: str = "") -> dict:
+    """A dev bench file (`bench --dev`), or a one-line error naming `what` read it."""
+    try:
+        d = json.loads(Path(path).read_text())
+        if not isinstance(d, dict) or not {"runs", "overrides", "epochs"} <= d.keys():
+            raise ValueError("it lacks runs, overrides or epochs")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{what}{path}: not a dev bench file ({e}); give one written by `bench --dev`") from None
+    return d
+
+
 def rescore_dev(path: str, preset, overrides, data, epochs, device, robust_n: int) -> list[dict]:
     """Score the best checkpoints of dev bench `path` under this recipe's evaluation settings (TTA, its
     fraction): the same trained nets, so that two evaluation choices are paired exactly. Refuses checkpoints
     trained to another recipe."""
-    try:
-        runs = json.loads(Path(path).read_text())["runs"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"--rescore {path}: not a dev bench file ({e}); give one written by `bench --dev`") from None
+    runs = read_dev(path, "--rescore ")["runs"]
     base = resolve(preset, [*overrides, f"data.val_size={DEV_VAL_SIZE}"], epochs, None, device)
     dev = select_device(base.runtime.device)
     dtype = select_precision(dev, base.runtime.precision)
