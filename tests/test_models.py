@@ -4,7 +4,7 @@ import torch
 from cifarlab import ConfigError
 from cifarlab.config import list_presets, load_preset
 from cifarlab.models import build_model, count_flops, count_params
-from cifarlab.models.blocks import CBAM, ConvBlock, ResidualBlock, SelfAttentionBlock, SqueezeExcite
+from cifarlab.models.blocks import CBAM, ConvBlock, MaxBlurPool2d, ResidualBlock, SelfAttentionBlock, SqueezeExcite
 from cifarlab.models.builder import WhiteningStem
 
 
@@ -24,6 +24,7 @@ def _grads_flow(module, x):
         (lambda: ConvBlock(8, 16, attention="se"), (2, 16, 8, 8)),
         (lambda: ResidualBlock(8, 16, pool="avg", bn=True, attention="cbam"), (2, 16, 4, 4)),
         (lambda: ResidualBlock(8, 8, dropout=0.1), (2, 8, 8, 8)),
+        (lambda: ConvBlock(8, 16, pool="maxblur", bn=True), (2, 16, 4, 4)),
     ],
 )
 def test_block_shapes_and_gradients(make, shape):
@@ -32,6 +33,22 @@ def test_block_shapes_and_gradients(make, shape):
     x = torch.randn(2, 8, 8, 8)
     assert block(x).shape == shape
     _grads_flow(block, x)
+
+
+def test_maxblur_pool_sizes_borders_and_shift_stability():
+    pool, plain = MaxBlurPool2d(8), torch.nn.MaxPool2d(2)
+    for size in (31, 32, 15, 7, 3):  # the advanced net's odd sizes too: max-pool's floor of half
+        assert pool(torch.zeros(1, 8, size, size)).shape == plain(torch.zeros(1, 8, size, size)).shape
+    assert torch.allclose(pool(torch.full((1, 8, 31, 31), 3.0)), torch.tensor(3.0))  # no dark border
+    # The low-pass before subsampling: a one-pixel shift of detailed inputs moves the pooled map far less.
+    torch.manual_seed(0)
+    x = torch.randn(64, 8, 32, 33)
+
+    def change(m):
+        a, b = m(x[..., :32]), m(x[..., 1:])
+        return ((a - b).square().mean() / a.var()).item()
+
+    assert change(pool) < 0.7 * change(plain)
 
 
 def test_squeeze_excite_weights_in_unit_interval():

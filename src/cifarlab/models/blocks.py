@@ -48,14 +48,38 @@ def norm(c: int, bn: bool | dict) -> nn.Module:
     return BatchNorm(c, **opts)
 
 
-POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}  # a stage's downsampling by 2 (or none)
+class MaxBlurPool2d(nn.Module):
+    """Anti-aliased max-pool (Zhang 2019): a dense 2x2 max, then a [1,2,1] binomial low-pass taken every 2 pixels.
+
+    Why: a strided max aliases high frequencies (noise, JPEG blocks, pixel grids) into the coarse map; the low-pass
+    before subsampling keeps them out. The low-pass is a fixed depthwise conv (the fastest of the batched forms
+    measured on the CPU); output sizes are max-pool's (floor of half).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        blur = (taps[:, None] * taps[None, :] / 16)[None, None]
+        # A fixed-shape depthwise kernel (ONNX needs the shape); not saved: checkpoints stay as they were.
+        self.register_buffer("blur", blur.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(x, 2, stride=1)  # H -> H-1, then the strided blur -> floor(H/2)
+        blur = self.blur.to(x.dtype)
+        out = F.conv2d(x, blur, stride=2, padding=1, groups=x.shape[1])
+        # Border outputs average only the taps inside the image: zero padding would darken the edges.
+        inside = F.conv2d(torch.ones_like(x[:1, :1]), blur[:1], stride=2, padding=1)
+        return out / inside
 
 
-def pool_layer(kind: str | None) -> nn.Module:
+POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d, "maxblur": MaxBlurPool2d}  # a stage's downsampling by 2
+
+
+def pool_layer(kind: str | None, channels: int) -> nn.Module:
     if kind in (None, "none", False):
         return nn.Identity()
     if kind in POOLS:
-        return POOLS[kind](2)
+        return POOLS[kind](channels if kind == "maxblur" else 2)
     raise ConfigError(f"unknown pool '{kind}': choose {', '.join(POOLS)} or none")
 
 
@@ -143,7 +167,7 @@ class ConvBlock(nn.Module):
     ):
         super().__init__()
         self.conv = conv(cin, cout, kernel, bias=not bn, identity_init=identity_init)
-        self.pool = pool_layer(pool)
+        self.pool = pool_layer(pool, cout)
         self.norm = norm(cout, bn)
         self.act = activation(act)
         self.attn = make_attention(attention, cout)
@@ -171,7 +195,7 @@ class ResidualBlock(nn.Module):
         resolution=None,
     ):
         super().__init__()
-        self.pool = pool_layer(pool)
+        self.pool = pool_layer(pool, cin)
         self.conv1 = conv(cin, cout, kernel, bias=not bn, identity_init=identity_init)
         self.norm1, self.act1 = norm(cout, bn), activation(act)
         self.conv2, self.norm2 = conv(cout, cout, kernel, bias=not bn, identity_init=identity_init), norm(cout, bn)
@@ -213,7 +237,7 @@ class SelfAttentionBlock(nn.Module):
             )
         if cout % heads:
             raise ConfigError(f"self_attention: {cout} channels do not split into {heads} heads")
-        self.pool = pool_layer(pool)
+        self.pool = pool_layer(pool, cout)
         self.heads = heads
         self.norm = nn.GroupNorm(1, cout)
         self.qkv = nn.Conv2d(cout, 3 * cout, 1)
