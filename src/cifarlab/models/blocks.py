@@ -72,14 +72,15 @@ class MaxBlurPool2d(nn.Module):
         return out / inside
 
 
-POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d, "maxblur": MaxBlurPool2d}  # a stage's downsampling by 2
+# a stage's downsampling by 2 (or none), built for the channels it sees
+POOLS = {"max": lambda c: nn.MaxPool2d(2), "avg": lambda c: nn.AvgPool2d(2), "maxblur": MaxBlurPool2d}
 
 
 def pool_layer(kind: str | None, channels: int) -> nn.Module:
     if kind in (None, "none", False):
         return nn.Identity()
     if kind in POOLS:
-        return POOLS[kind](channels if kind == "maxblur" else 2)
+        return POOLS[kind](channels)
     raise ConfigError(f"unknown pool '{kind}': choose {', '.join(POOLS)} or none")
 
 
