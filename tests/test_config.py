@@ -133,3 +133,53 @@ def test_robust_until_needs_a_robust_share():
     with pytest.raises(ConfigError, match="robust_until"):
         resolve("advanced", ["data.augment.corrupt=0.1", "data.augment.robust_until=-1"], None, 0, "cpu")
     assert resolve("advanced", ["data.augment.corrupt=0.1", "data.augment.robust_until=9"], None, 0, "cpu")
+
+
+def test_a_preset_starts_from_its_base_and_overrides_it(tmp_path):
+    from cifarlab.config import load_preset
+
+    (tmp_path / "parent.yaml").write_text("base: advanced\ntrain: {epochs: 3}\ndata: {augment: {corrupt: 0.1}}\n")
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text(
+        "base: ../parent.yaml\ndata: {augment: {augmix: 0.5}}\n"
+        "model: {stages: [{block: conv, channels: 32, pool: max}]}\n"
+    )
+    cfg, advanced = load_preset(str(child)), load_preset("advanced")
+    assert cfg.name == "child" and cfg.train.epochs == 3  # the parent's key, over the grandparent's 11
+    a = cfg.data.augment
+    assert (a.corrupt, a.augmix, a.translate, a.flip) == (0.1, 0.5, 2, "alternate")  # mappings merge key by key
+    assert len(cfg.model["stages"]) == 1 and cfg.model["stem"] == advanced.model["stem"]  # a list replaces
+    assert cfg.optim == advanced.optim and cfg.eval == advanced.eval
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("base: [advanced]\n", "'base' must be a preset name or a YAML path"),
+        ("base: nosuchpreset\n", "unknown preset 'nosuchpreset'"),
+        ("base: loop.yaml\n", "chain comes back to itself"),
+        ("base: missing.yaml\n", "no config file at"),
+    ],
+)
+def test_a_bad_base_is_one_config_error(tmp_path, text, error):
+    from cifarlab.config import load_preset
+
+    (tmp_path / "loop.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=error):
+        load_preset(str(tmp_path / "loop.yaml"))
+
+
+def test_the_robust_preset_is_the_measured_recipe_with_12_families_held_out():
+    import json
+    from pathlib import Path
+
+    from cifarlab.config import load_preset, recipe_id
+    from cifarlab.data.corruptions import FAMILIES, seen_families
+
+    cfg = load_preset("advanced-robust")
+    # the recipe of the H200 bench that the README's and the preset's figures come from
+    bench = Path(__file__).parents[1] / "results/h200/robust/advanced-mix10-augmix50.bench.json"
+    assert recipe_id(cfg) == json.loads(bench.read_text())["recipe_id"]
+    assert len(FAMILIES) - len(seen_families(cfg.data.augment)) == 12
+    assert not seen_families(load_preset("advanced").data.augment)

@@ -11,7 +11,7 @@ from cifarlab.config import apply_overrides, load_preset
 from cifarlab.train import train
 from conftest import TINY
 
-CONFIGS = ["baseline", "intermediate", "advanced", str(Path(config.PRESET_DIR) / "reference" / "airbench94_muon.yaml")]
+CONFIGS = [*config.list_presets(), str(Path(config.PRESET_DIR) / "reference" / "airbench94_muon.yaml")]
 MAXBLUR = [f"model.stages.{i}.pool=maxblur" for i in range(3)]  # the anti-aliased pool, a layer no preset uses
 CASES = [(p, []) for p in CONFIGS] + [("advanced", MAXBLUR)]
 

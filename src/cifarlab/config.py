@@ -241,7 +241,7 @@ def _section_type(cls, name: str):
 
 # The presets in stage order: reports and results tables list them so, then the rest. intermediate-techniques
 # (stage 2's network, stage 3's training) splits the stage-3 gain into what the training and the network buy.
-STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced")
+STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced", "advanced-robust")
 
 
 def list_presets() -> dict[str, str]:
@@ -270,6 +270,12 @@ def _preset_path(name_or_path: str) -> Path:
 
 
 def load_preset(name_or_path: str) -> Config:
+    return from_dict(_preset_raw(name_or_path, ()))
+
+
+def _preset_raw(name_or_path: str, chain: tuple[Path, ...]) -> dict:
+    """A preset's settings as nested dicts, its `base` (a preset name, or a YAML path relative to the file)
+    resolved: the base's settings first, the file's own on top (mappings merge key by key, lists replace)."""
     path = _preset_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -282,7 +288,26 @@ def load_preset(name_or_path: str) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)
-    return from_dict(raw)
+    if "base" not in raw:
+        return raw
+    base = raw.pop("base")
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: 'base' must be a preset name or a YAML path, got {base!r}")
+    if path.resolve() in chain:
+        loop = " -> ".join(p.name for p in (*chain, path.resolve()))
+        raise ConfigError(f"{path}: its 'base' chain comes back to itself ({loop}): end the chain at a full config")
+    if Path(base).suffix in (".yaml", ".yml") and not Path(base).is_absolute():
+        base = str(path.parent / base)  # relative to the file, not to where cifarlab runs
+    return _merged(_preset_raw(base, (*chain, path.resolve())), raw)
+
+
+def _merged(base: dict, top: dict) -> dict:
+    """`top` over `base`: mappings merge key by key, any other value (a list included) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        both = isinstance(out.get(key), dict) and isinstance(value, dict)
+        out[key] = _merged(out[key], value) if both else copy.deepcopy(value)
+    return out
 
 
 def from_dict(raw: dict, note_renamed: bool = True) -> Config:
@@ -393,6 +418,11 @@ def json_schema() -> dict:
     for old, new in RENAMED.items():
         section, key = old.split(".")
         schema["properties"][section]["properties"][key] = {"deprecated": True, "description": f"now '{new}'"}
+    schema["properties"]["base"] = {
+        "type": "string",
+        "description": "a preset name or a YAML path (relative to this file) whose settings this file starts from; "
+        "its own keys override (mappings merge key by key, lists replace)",
+    }
     return schema
 
 
