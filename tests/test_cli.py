@@ -86,7 +86,12 @@ def test_presets_and_info(capsys, tiny_data):
 @pytest.mark.parametrize(
     "args,code,msg",
     [
-        (["train", "nosuch"], 2, "unknown preset 'nosuch': choose one of advanced, baseline, intermediate"),
+        (
+            ["train", "nosuch"],
+            2,
+            "unknown preset 'nosuch': choose one of baseline, intermediate, intermediate-techniques, advanced, "
+            "advanced-robust,",
+        ),
         (["train", "baseline", "--set", "optim.nope=1"], 2, "unknown config key 'optim.nope'"),
         (["train", "baseline", "--set", "optim.name=adam"], 2, "choose one of sgd, adamw"),
         (["train", "baseline", "--set", "optim.lr=fast"], 2, "bad value for 'optim.lr'"),

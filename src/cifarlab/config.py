@@ -241,13 +241,14 @@ def _section_type(cls, name: str):
 
 # The presets in stage order: reports and results tables list them so, then the rest. intermediate-techniques
 # (stage 2's network, stage 3's training) splits the stage-3 gain into what the training and the network buy.
-STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced", "advanced-robust")
+STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced")
 
 
 def list_presets() -> dict[str, str]:
-    """Preset name -> one-line description."""
+    """Preset name -> one-line description, the stages first in their order."""
     out = {}
-    for path in sorted(PRESET_DIR.glob("*.yaml")):
+    rank = {name: i for i, name in enumerate(STAGES)}
+    for path in sorted(PRESET_DIR.glob("*.yaml"), key=lambda p: (rank.get(p.stem, len(STAGES)), p.stem)):
         raw = yaml.safe_load(path.read_text()) or {}
         out[path.stem] = str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""
     return out
