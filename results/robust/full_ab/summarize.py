@@ -27,10 +27,8 @@ def main() -> None:
         "JPEG-75 / PNG files | gap |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ("preset", "robust", "preset2", "robust2"):
-        bench = load(f"{name}.bench.json")
-        if bench is None:
-            continue
+    benches = {n: b for n in ("preset", "robust", "preset2", "robust2") if (b := load(f"{n}.bench.json"))}
+    for name, bench in benches.items():
         run = bench["runs"][0]
         cells = [name, str(bench["seeds"][0]), f"{100 * bench['test_acc_mean']:.2f}%", f"{run['wall_time_s']:.0f} s",
                  f"{run['train_img_per_s']:.0f}"]  # fmt: skip
@@ -46,8 +44,7 @@ def main() -> None:
         else:
             cells += ["-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    walls = {n: load(f"{n}.bench.json")["runs"][0]["wall_time_s"] for n in ("preset", "robust", "preset2", "robust2")
-             if load(f"{n}.bench.json")}  # fmt: skip
+    walls = {n: b["runs"][0]["wall_time_s"] for n, b in benches.items()}
     pairs = [(a, b) for a, b in (("preset", "robust"), ("preset2", "robust2")) if a in walls and b in walls]
     for a, b in pairs:
         lines.append(f"\nwall {b} / {a}: {walls[b] / walls[a]:.3f}")
