@@ -177,9 +177,13 @@ def test_the_robust_preset_is_the_measured_recipe_with_12_families_held_out():
     from cifarlab.config import load_preset, recipe_id
     from cifarlab.data.corruptions import FAMILIES, seen_families
 
-    cfg = load_preset("advanced-robust")
-    # the recipe of the H200 bench that the README's and the preset's figures come from
-    bench = Path(__file__).parents[1] / "results/h200/robust/advanced-mix10-augmix50.bench.json"
+    cfg, base = load_preset("advanced-robust"), load_preset("advanced")
+    # the recipe of the bench that the README's and the preset's test figures come from
+    bench = Path(__file__).parents[1] / "results/robust/maxblur_full/advanced-robust.bench.json"
     assert recipe_id(cfg) == json.loads(bench.read_text())["recipe_id"]
     assert len(FAMILIES) - len(seen_families(cfg.data.augment)) == 12
-    assert not seen_families(load_preset("advanced").data.augment)
+    # the stages are the advanced preset's, pooled with maxblur: a change to one is a change to both
+    unpooled = [{k: v for k, v in s.items() if k != "pool"} for s in cfg.model["stages"]]
+    assert unpooled == [{k: v for k, v in s.items() if k != "pool"} for s in base.model["stages"]]
+    assert [s["pool"] for s in cfg.model["stages"]] == ["maxblur"] * 3
+    assert not seen_families(base.data.augment)

@@ -39,7 +39,7 @@ STEPS = {
     ("intermediate", "intermediate-techniques"): "Training techniques, same network",
     ("intermediate-techniques", "advanced"): "The faster network, same training",
     ("intermediate", "advanced"): "Network and training together",
-    ("advanced", "advanced-robust"): "Corruption and AugMix shares, same network",
+    ("advanced", "advanced-robust"): "Corruption and AugMix shares, anti-aliased pooling",
 }
 SEVERITY = 3  # the robustness heat map's severity (of 1-5): the middle one
 
