@@ -44,7 +44,7 @@ bench: setup
 results: setup
 	$(PY) tools/readme_table.py README.md results/*.bench.json $(wildcard results/avx2/*.bench.json) \
 	  $(wildcard results/amx/*.bench.json) $(wildcard results/xeon/*.bench.json) $(wildcard results/h100/*.bench.json) \
-	  $(wildcard results/h200/*.bench.json)
+	  $(wildcard results/h200/*.bench.json) $(wildcard results/robust/three_seeds/advanced*.bench.json)
 
 # The comparison report (evaluation, McNemar, robustness, calibration) of the runs in $(RUNS) (runs already
 # evaluated are not evaluated again). The committed one: make report RUNS=results/stages

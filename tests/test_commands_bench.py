@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,22 @@ def test_bench_end_to_end(tiny_data, tmp_path):
     # the later seed is the same recipe: collected with the others, it joins them
     joined = bench_from_runs("baseline", [*runs, later.runs[0]["run_dir"]], out=str(tmp_path / "again"))
     assert joined.seeds == [0, 1, 3]
+    # a bench file's recorded runs join as well, after their run directories are gone
+    for run in runs:
+        shutil.rmtree(run)
+    bench_file = str(tmp_path / "baseline.bench.json")
+    merged = bench_from_runs("baseline", [later.runs[0]["run_dir"], bench_file], out=str(tmp_path / "merged"))
+    assert merged.seeds == [0, 1, 3] and merged.test_acc == joined.test_acc and merged.recipe_id == saved["recipe_id"]
+    assert [run["run_dir"] for run in merged.runs[:2]] == runs
+    # seeds trained on another machine, or at another precision, are not averaged with these
+    for key, value in (("device", "cuda (GPU)"), ("dtype", "fp16")):
+        other = json.loads(Path(bench_file).read_text())
+        assert {run[key] for run in other["runs"]} != {value}
+        for run, seed in zip(other["runs"], (5, 6)):
+            run.update({key: value, "seed": seed})
+        (tmp_path / "other.bench.json").write_text(json.dumps(other))
+        with pytest.raises(UserError, match="2 machines or precisions"):
+            bench_from_runs("baseline", [bench_file, str(tmp_path / "other.bench.json")], out=str(tmp_path / "m"))
 
 
 def _agg(summaries: list[dict]) -> dict:

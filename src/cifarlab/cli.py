@@ -99,8 +99,9 @@ def _add_bench(sub) -> None:
                    help="choose between recipes: train on 45,000 images, score on the 5,000 held out (clean and "
                         "corrupted); never opens the test set; writes <out>/<name>.dev.json")  # fmt: skip
     b.add_argument("--name", help="--dev: the recipe's name in its file (default: the preset)")
-    b.add_argument("--from-runs", nargs="+", metavar="RUN_DIR",
-                   help="the bench file of these finished runs (seeds trained apart), no training")  # fmt: skip
+    b.add_argument("--from-runs", nargs="+", metavar="RUN_DIR|BENCH_JSON",
+                   help="the bench file of these finished runs, or of the runs these bench files hold (seeds "
+                        "trained apart), no training")  # fmt: skip
     b.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (--dev: adds to the file)")
     b.add_argument("--robust-n", type=int, default=1000, help="--dev: validation images corrupted (0 = skip)")
     b.add_argument("--against", metavar="DEV_JSON", help="--dev: print the paired difference to this dev bench")

@@ -20,7 +20,7 @@ from ..hardware import select_device, select_precision
 from ..inference import predict_logits, robustness
 from ..io import atomic_write_text
 from ..metrics import accuracy_cell, mean_std, paired_difference
-from ..rundir import BenchResult, Summary, read_bench, read_summary, write_bench
+from ..rundir import BenchResult, Summary, read_bench, read_summary, summary_from_dict, write_bench
 from ..train import build_run, make_loaders, train
 
 DEV_VAL_SIZE = 5000  # `bench --dev`: 45,000 images train, 5,000 held out of training score
@@ -53,20 +53,33 @@ def bench(
     return write_result(aggregate(summaries, list(overrides)), out)
 
 
-def bench_from_runs(preset: str, run_dirs, out="runs/bench") -> BenchResult:
+def bench_from_runs(preset: str, sources, out="runs/bench") -> BenchResult:
     """The bench file of finished runs of one recipe, trained apart (seeds on different days): no training.
-    Refuses runs of another preset, of another recipe, or two runs of one seed."""
+    A source is a run directory or a bench file, whose recorded runs join (their directories may be gone).
+    Refuses runs of another preset, recipe, machine or precision, or two runs of one seed."""
     summaries = []
-    for d in run_dirs:
-        s = read_summary(Path(d))
-        if s.preset != preset:
-            raise UserError(f"{d} is a run of '{s.preset}', not '{preset}': give runs of one preset")
-        s.run_dir = str(d)
-        summaries.append(s)
+    for src in sources:
+        for s in _summaries_of(Path(src)):
+            if s.preset != preset:
+                raise UserError(f"{src} holds a run of '{s.preset}', not '{preset}': give runs of one preset")
+            summaries.append(s)
     seeds = [s.seed for s in summaries]
     if len(set(seeds)) < len(seeds):
         raise UserError(f"two runs of one seed among {seeds}: give each seed once")
+    setups = sorted({f"{s.device}, {s.dtype}" for s in summaries})
+    if len(setups) > 1:  # a mean wall time over two machines or precisions describes neither
+        raise UserError(f"the runs were trained on {len(setups)} machines or precisions ({'; '.join(setups)}): "
+                        "bench each apart")  # fmt: skip
     return write_result(aggregate(sorted(summaries, key=lambda s: s.seed)), out)
+
+
+def _summaries_of(src: Path) -> list[Summary]:
+    """A run directory's summary, or the runs a bench file recorded (with the run_dir each had)."""
+    if src.is_file():
+        return [summary_from_dict(run, src) for run in read_bench(src).runs]
+    s = read_summary(src)
+    s.run_dir = str(src)
+    return [s]
 
 
 def write_result(result: BenchResult, out) -> BenchResult:
