@@ -166,6 +166,37 @@ def test_unreachable_storage_is_one_line(space, tiny_data, tmp_path, capsys):
     assert "no study 'nosuch'" in capsys.readouterr().err
 
 
+def test_a_process_that_loses_the_race_to_create_the_tables_opens_them(monkeypatch):
+    """Two `tune` processes started together on a new PostgreSQL database: one creates the tables, the other's
+    CREATE TABLE fails (DuplicateTable, a ProgrammingError) and must open the tables the first one made."""
+    import cifarlab.commands.tune as t
+
+    class ProgrammingError(Exception):  # the name SQLAlchemy gives it, as the race raises it
+        pass
+
+    calls = []
+
+    def storage(optuna, url):
+        calls.append(url)
+        if len(calls) == 1:
+            raise ProgrammingError('(psycopg.errors.DuplicateTable) relation "studies" already exists')
+        return "the storage"
+
+    monkeypatch.setattr(t, "_storage", storage)
+    monkeypatch.setattr(t.time, "sleep", lambda s: None)
+    assert t._storage_created(None, "postgresql://x/y") == "the storage" and len(calls) == 2
+    calls.clear()  # an unreachable server is not a race: no second try, its error goes up at once
+
+    def unreachable(optuna, url):
+        calls.append(url)
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(t, "_storage", unreachable)
+    with pytest.raises(ConnectionError):
+        t._storage_created(None, "postgresql://x/y")
+    assert len(calls) == 1
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -157,16 +157,22 @@ def open_study(name: str, storage: str | None, out: Path, pruner: str = "median"
 
 def _storage_created(optuna, url: str, attempts: int = 3):
     """The storage; processes started together on a new database race to create its tables, and the losers
-    fail with an IntegrityError, so creating it is tried again (the tables then exist)."""
+    fail, so creating it is tried again (the tables then exist)."""
     for attempt in range(attempts):
         try:
             return _storage(optuna, url)
         except UserError:
             raise
         except Exception as e:
-            if attempt == attempts - 1 or "IntegrityError" not in type(e).__name__:
+            if attempt == attempts - 1 or not _lost_the_create_race(e):
                 raise
             time.sleep(0.5 * (attempt + 1))
+
+
+def _lost_the_create_race(e: Exception) -> bool:
+    """Another process created the tables first: a unique violation (IntegrityError), or PostgreSQL's
+    DuplicateTable (a ProgrammingError: relation "studies" already exists)."""
+    return "IntegrityError" in type(e).__name__ or "already exists" in str(e)
 
 
 def _storage(optuna, url: str):
