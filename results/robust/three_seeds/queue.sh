@@ -18,5 +18,7 @@ done
 cifarlab bench advanced-robust --from-runs results/robust/maxblur_full/advanced-robust.bench.json $out/*-advanced-robust \
   --out $here > $here/merge.log 2>&1
 
-# the advanced preset on the same machine: its two seeds of results/robust/full_ab/ as one bench file
-cifarlab bench advanced --from-runs results/robust/full_ab/preset.bench.json results/robust/full_ab/preset2.bench.json --out $here
+# the advanced preset on the same machine: seeds 1-2 of results/robust/full_ab/ and seed 3 (queue_preset3.sh)
+cifarlab bench advanced --from-runs results/robust/full_ab/preset.bench.json results/robust/full_ab/preset2.bench.json \
+  $here/preset_seed3.bench.json --out $here
+

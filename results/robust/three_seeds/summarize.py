@@ -7,6 +7,8 @@ import json
 import statistics
 from pathlib import Path
 
+from cifarlab.metrics import paired_difference
+
 HERE = Path(__file__).parent
 SEED1 = HERE.parent / "maxblur_full"  # seed 1, an earlier sitting on the same machine
 PRESET = HERE.parent / "full_ab"  # the advanced preset at seeds 1 and 2 on the same machine
@@ -47,6 +49,49 @@ def per_seed() -> list[dict]:
     return rows
 
 
+def preset_lines(rows: list[dict]) -> list[str]:
+    """The advanced preset on this machine: seeds 1 and 2 (full_ab, an earlier session), seed 3 (queue_preset3.sh,
+    this session) when it has run; paired by seed with the robust preset where both seeds exist."""
+    files = {1: (PRESET / "preset.bench.json", PRESET / "preset.evaluation.json", PRESET / "preset.real_files_test.json"),
+             2: (PRESET / "preset2.bench.json", None, None),
+             3: (HERE / "preset_seed3.bench.json", HERE / "preset_seed3.evaluation.json",
+                 HERE / "preset_seed3.real_files_test.json")}  # fmt: skip
+    seen = rows[0]["rob"]["seen"]
+    robust = {r["seed"]: r for r in rows}
+    lines = ["", "The advanced preset on the same machine (seeds 1-2: `results/robust/full_ab/`, an earlier session; "
+             "seed 3: `queue_preset3.sh`, this session), held-out on the robust preset's 12 families:", "",
+             "| seed | clean test (TTA) | wall / run | train img/s | held-out (same 12) | all 19 | JPEG-75 / PNG files | gap |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    clean = {}
+    for seed, (bench, ev, real) in files.items():
+        if not bench.exists():
+            continue
+        run = load(bench)["runs"][0]
+        clean[seed] = 100 * run["test_acc"]
+        cells = [str(seed), f"{clean[seed]:.2f}%", f"{run['wall_time_s']:.0f} s", f"{run['train_img_per_s']:.0f}"]
+        if ev and ev.exists():
+            rob = load(ev)["robustness"]
+            cells += [f"{held_out(rob, seen):.2f}%", f"{statistics.fmean(families(rob).values()):.2f}%"]
+        else:
+            cells += ["-", "-"]
+        if real and real.exists():
+            r = load(real)[0]
+            cells += [f"{100 * r['jpeg75']:.1f} / {100 * r['png']:.1f}", f"{r['jpeg75_gap_points']:.1f}"]
+        else:
+            cells += ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    both = sorted(set(clean) & set(robust))
+    if len(both) >= 2:
+        d = paired_difference([robust[k]["clean"] for k in both], [clean[k] for k in both])
+        lines += ["", f"Clean, robust minus preset, paired by seed ({', '.join(map(str, both))}): {d['mean']:+.2f} "
+                  f"points (95% CI {d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f}, p {d['p']:.2g})"]  # fmt: skip
+    if 3 in clean:
+        wall = load(files[3][0])["runs"][0]["wall_time_s"]
+        lines.append(f"Wall time, robust seed 3 / preset seed 3 (this session, one after the other): "
+                     f"{robust[3]['wall'] / wall:.3f}")  # fmt: skip
+    return lines
+
+
 def main() -> None:
     rows = per_seed()
     bench = load(HERE / "advanced-robust.bench.json")
@@ -60,16 +105,7 @@ def main() -> None:
     col = {k: [r[k] for r in rows] for k in ("clean", "held", "seen", "all19", "gap")}
     lines.append(f"| mean ± std | {mean_std(col['clean'])} | | | {mean_std(col['held'])} | {mean_std(col['seen'])} | "
                  f"{mean_std(col['all19'])} | | {mean_std(col['gap'])} |")  # fmt: skip
-    # the advanced preset on this machine: seeds 1 and 2 (full_ab) and seed 1 again (maxblur_full)
-    preset = [load(PRESET / f)["runs"][0] for f in ("preset.bench.json", "preset2.bench.json")]
-    p_rob = load(PRESET / "preset.evaluation.json")["robustness"]
-    p_real = load(PRESET / "preset.real_files_test.json")[0]
-    seen = rows[0]["rob"]["seen"]
-    lines += ["", "The advanced preset on the same machine (`results/robust/full_ab/`): clean "
-              + ", ".join(f"{100 * r['test_acc']:.2f}% (seed {r['seed']})" for r in preset)
-              + f"; seed 1 on the same {rows[0]['n_held']} held-out families {held_out(p_rob, seen):.2f}%, all 19 "
-              f"{statistics.fmean(families(p_rob).values()):.2f}%, JPEG-75 / PNG files "
-              f"{100 * p_real['jpeg75']:.1f} / {100 * p_real['png']:.1f} (gap {p_real['jpeg75_gap_points']:.1f})."]
+    lines += preset_lines(rows)
     (HERE / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
