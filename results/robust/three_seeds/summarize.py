@@ -30,8 +30,7 @@ def mean_std(xs) -> str:
     return f"{statistics.fmean(xs):.2f} ± {statistics.stdev(xs):.2f}"
 
 
-def per_seed() -> list[dict]:
-    bench = load(HERE / "advanced-robust.bench.json")
+def per_seed(bench: dict) -> list[dict]:
     rows = []
     for run in bench["runs"]:
         seed = run["seed"]
@@ -42,9 +41,8 @@ def per_seed() -> list[dict]:
         )
         rob, real = load(ev)["robustness"], load(real)[0]
         rows.append(dict(seed=seed, clean=100 * run["test_acc"], wall=run["wall_time_s"], ips=run["train_img_per_s"],
-                         held=held_out(rob, rob["seen"]), n_held=len(rob["per_corruption"]) - len(rob["seen"]),
-                         seen=statistics.fmean(v for f, v in families(rob).items() if f in rob["seen"]),
-                         all19=statistics.fmean(families(rob).values()), jpeg=100 * real["jpeg75"],
+                         held=100 * rob["held_out_acc"], n_held=len(rob["per_corruption"]) - len(rob["seen"]),
+                         seen=100 * rob["seen_acc"], all19=100 * rob["mean_corruption_acc"], jpeg=100 * real["jpeg75"],
                          png=100 * real["png"], gap=real["jpeg75_gap_points"], rob=rob))  # fmt: skip
     return rows
 
@@ -62,16 +60,16 @@ def preset_lines(rows: list[dict]) -> list[str]:
              "seed 3: `queue_preset3.sh`, this session), held-out on the robust preset's 12 families:", "",
              "| seed | clean test (TTA) | wall / run | train img/s | held-out (same 12) | all 19 | JPEG-75 / PNG files | gap |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    clean = {}
+    clean, wall = {}, {}
     for seed, (bench, ev, real) in files.items():
         if not bench.exists():
             continue
         run = load(bench)["runs"][0]
-        clean[seed] = 100 * run["test_acc"]
+        clean[seed], wall[seed] = 100 * run["test_acc"], run["wall_time_s"]
         cells = [str(seed), f"{clean[seed]:.2f}%", f"{run['wall_time_s']:.0f} s", f"{run['train_img_per_s']:.0f}"]
         if ev and ev.exists():
             rob = load(ev)["robustness"]
-            cells += [f"{held_out(rob, seen):.2f}%", f"{statistics.fmean(families(rob).values()):.2f}%"]
+            cells += [f"{held_out(rob, seen):.2f}%", f"{100 * rob['mean_corruption_acc']:.2f}%"]
         else:
             cells += ["-", "-"]
         if real and real.exists():
@@ -85,16 +83,15 @@ def preset_lines(rows: list[dict]) -> list[str]:
         d = paired_difference([robust[k]["clean"] for k in both], [clean[k] for k in both])
         lines += ["", f"Clean, robust minus preset, paired by seed ({', '.join(map(str, both))}): {d['mean']:+.2f} "
                   f"points (95% CI {d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f}, p {d['p']:.2g})"]  # fmt: skip
-    if 3 in clean:
-        wall = load(files[3][0])["runs"][0]["wall_time_s"]
+    if 3 in wall:
         lines.append(f"Wall time, robust seed 3 / preset seed 3 (this session, one after the other): "
-                     f"{robust[3]['wall'] / wall:.3f}")  # fmt: skip
+                     f"{robust[3]['wall'] / wall[3]:.3f}")  # fmt: skip
     return lines
 
 
 def main() -> None:
-    rows = per_seed()
     bench = load(HERE / "advanced-robust.bench.json")
+    rows = per_seed(bench)
     lines = [f"advanced-robust (recipe {bench['recipe_id']}) on test, {bench['device']}, {bench['dtype']}; "
              "1,000 corrupted test images x 19 families x 5 severities; final rows:", "",
              "| seed | clean test (TTA) | wall / run | train img/s | held-out | seen (7) | all 19 | JPEG-75 / PNG files | gap |",
