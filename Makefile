@@ -33,10 +33,10 @@ format: setup
 	$(VENV)/bin/ruff check --fix src tests tools
 	$(VENV)/bin/ruff format src tests tools
 
-# Accuracy/speed benchmarks (long): 3 seeds per stage (and stage 2's net with stage 3's training), then the README
-# table from their JSON.
+# Accuracy/speed benchmarks (long): 3 seeds per stage (and the two steps between: stage 2's net with stage 3's
+# training, stage 3 before its robustness training), then the README table from their JSON.
 bench: setup
-	for p in baseline intermediate intermediate-techniques advanced; do \
+	for p in baseline intermediate intermediate-techniques advanced-clean advanced; do \
 	  $(VENV)/bin/cifarlab bench $$p --seeds 3 --out results/runs && cp results/runs/$$p.bench.json results/ || exit 1; \
 	done
 	$(MAKE) results
@@ -52,8 +52,7 @@ results: setup
 RUNS     ?= results/runs
 ABLATION ?= $(RUNS)/ablation/ablation.json
 report: setup
-	$(VENV)/bin/cifarlab compare $(wildcard $(RUNS)/*-baseline) $(wildcard $(RUNS)/*-intermediate) \
-	  $(wildcard $(RUNS)/*-intermediate-techniques) $(wildcard $(RUNS)/*-advanced) --out results/report \
+	$(VENV)/bin/cifarlab compare $(patsubst %/summary.json,%,$(wildcard $(RUNS)/*/summary.json)) --out results/report \
 	  $(if $(wildcard $(ABLATION)),--ablation $(ABLATION),)
 
 clean:

@@ -89,8 +89,8 @@ def test_presets_and_info(capsys, tiny_data):
         (
             ["train", "nosuch"],
             2,
-            "unknown preset 'nosuch': choose one of baseline, intermediate, intermediate-techniques, advanced, "
-            "advanced-robust,",
+            "unknown preset 'nosuch': choose one of baseline, intermediate, intermediate-techniques, advanced-clean, "
+            "advanced,",
         ),
         (["train", "baseline", "--set", "optim.nope=1"], 2, "unknown config key 'optim.nope'"),
         (["train", "baseline", "--set", "optim.name=adam"], 2, "choose one of sgd, adamw"),

@@ -30,13 +30,30 @@ def test_results_table_groups_stages_by_machine(tmp_path):
         paths.append(tmp_path / f"{len(paths)}.bench.json")
         paths[-1].write_text(json.dumps(r))
     rows = results_table(paths).splitlines()[2:]
-    assert rows[0].startswith("| baseline | unrecorded | 90.00% | 1 |")  # one seed: no "± 0.00"
-    assert [(row.split("|")[1].strip(), row.split("|")[-2].split(",")[0].strip()) for row in rows] == [
+    # one seed: no "± 0.00"; no recipe recorded: not taken for today's preset
+    assert rows[0].startswith("| baseline, an earlier recipe | unrecorded | 90.00% | 1 |")
+    assert [(row.split("|")[1].split(",")[0].strip(), row.split("|")[-2].split(",")[0].strip()) for row in rows] == [
         ("baseline", "cpu (x"),
         ("advanced", "cpu (x"),
         ("baseline", "cuda (GPU)"),
         ("advanced", "cuda (GPU)"),
     ]
+
+
+def test_results_table_names_a_row_by_the_preset_whose_recipe_it_ran(tmp_path):
+    """A bench of the earlier `advanced` (today's `advanced-clean` recipe) is listed as advanced-clean; one of a
+    recipe no preset has today is marked, unless its overrides of the recipe explain it."""
+    from cifarlab.config import preset_recipes
+
+    def row(recipe_id, overrides=()):
+        r = dict(_agg([bench_summary(0, 0.9, 10)]), recipe_id=recipe_id, overrides=list(overrides))
+        return results_table([_write(tmp_path / "r.bench.json", r)]).splitlines()[2].split("|")[1].strip()
+
+    assert row(preset_recipes()["advanced-clean"]) == "advanced-clean"
+    assert row(preset_recipes()["advanced"], ["runtime.precision=fp32"]) == "advanced (runtime.precision=fp32)"
+    assert row("0123456789") == "advanced, an earlier recipe"
+    assert row("0123456789", ["runtime.precision=fp32"]) == "advanced, an earlier recipe (runtime.precision=fp32)"
+    assert row("0123456789", ["train.epochs=3"]) == "advanced (train.epochs=3)"
 
 
 def _write(path, r):
@@ -56,7 +73,7 @@ def test_results_table_names_overrides_and_split(tmp_path):
     split = dict(preset, preset="intermediate-techniques")  # the stage-3 split sits between stages 2 and 3
     named = [("a", full), ("b", preset), ("c", old), ("d", split)]
     rows = results_table([_write(tmp_path / f"{name}.bench.json", r) for name, r in named]).splitlines()[2:]
-    assert [row.split("|")[1].strip() for row in rows] == [
+    assert [row.split("|")[1].replace(", an earlier recipe", "").strip() for row in rows] == [
         "baseline", "intermediate-techniques", "advanced", "advanced (data.val_size=0)"
     ]  # fmt: skip
     assert [row.split("|")[8].strip() for row in rows] == ["45,000 / 5,000"] * 3 + ["50,000 / 0"]

@@ -129,10 +129,10 @@ def test_robust_until_needs_a_robust_share():
     from cifarlab.config import resolve
 
     with pytest.raises(ConfigError, match="robust_until.*both are 0"):
-        resolve("advanced", ["data.augment.robust_until=9"], None, 0, "cpu")
+        resolve("advanced-clean", ["data.augment.robust_until=9"], None, 0, "cpu")
     with pytest.raises(ConfigError, match="robust_until"):
-        resolve("advanced", ["data.augment.corrupt=0.1", "data.augment.robust_until=-1"], None, 0, "cpu")
-    assert resolve("advanced", ["data.augment.corrupt=0.1", "data.augment.robust_until=9"], None, 0, "cpu")
+        resolve("advanced-clean", ["data.augment.corrupt=0.1", "data.augment.robust_until=-1"], None, 0, "cpu")
+    assert resolve("advanced-clean", ["data.augment.corrupt=0.1", "data.augment.robust_until=9"], None, 0, "cpu")
 
 
 def test_a_preset_starts_from_its_base_and_overrides_it(tmp_path):
@@ -170,20 +170,35 @@ def test_a_bad_base_is_one_config_error(tmp_path, text, error):
         load_preset(str(tmp_path / "loop.yaml"))
 
 
-def test_the_robust_preset_is_the_measured_recipe_with_12_families_held_out():
+def test_the_advanced_preset_is_the_measured_robust_recipe_with_12_families_held_out():
     import json
     from pathlib import Path
 
     from cifarlab.config import load_preset, recipe_id
     from cifarlab.data.corruptions import FAMILIES, seen_families
 
-    cfg, base = load_preset("advanced-robust"), load_preset("advanced")
-    # the recipe of the bench that the README's and the preset's test figures come from
-    bench = Path(__file__).parents[1] / "results/robust/maxblur_full/advanced-robust.bench.json"
+    cfg, clean = load_preset("advanced"), load_preset("advanced-clean")
+    # the recipes of the bench files that the README's and the presets' test figures come from
+    results = Path(__file__).parents[1] / "results"
+    bench = results / "robust/three_seeds/advanced-robust.bench.json"
     assert recipe_id(cfg) == json.loads(bench.read_text())["recipe_id"]
+    assert recipe_id(clean) == json.loads((results / "xeon/advanced.bench.json").read_text())["recipe_id"]
     assert len(FAMILIES) - len(seen_families(cfg.data.augment)) == 12
-    # the stages are the advanced preset's, pooled with maxblur: a change to one is a change to both
+    # the stages are the clean recipe's, pooled with maxblur: a change to one is a change to both
     unpooled = [{k: v for k, v in s.items() if k != "pool"} for s in cfg.model["stages"]]
-    assert unpooled == [{k: v for k, v in s.items() if k != "pool"} for s in base.model["stages"]]
+    assert unpooled == [{k: v for k, v in s.items() if k != "pool"} for s in clean.model["stages"]]
     assert [s["pool"] for s in cfg.model["stages"]] == ["maxblur"] * 3
-    assert not seen_families(base.data.augment)
+    assert not seen_families(clean.data.augment)
+
+
+def test_a_record_goes_by_the_preset_whose_recipe_it_ran():
+    """A renamed preset keeps its recipe: records of the earlier `advanced` (the clean recipe) read as
+    `advanced-clean`; a run of a recipe no preset has keeps its recorded name."""
+    from cifarlab.config import is_earlier_recipe, preset_of, preset_recipes
+
+    clean, robust = preset_recipes()["advanced-clean"], preset_recipes()["advanced"]
+    assert preset_of("advanced", clean) == "advanced-clean"
+    assert preset_of("advanced-robust", robust) == "advanced"
+    assert preset_of("advanced", "0123456789") == "advanced" and preset_of("mine", None) == "mine"
+    assert is_earlier_recipe("advanced", "0123456789") and is_earlier_recipe("advanced", None)
+    assert not is_earlier_recipe("advanced", robust) and not is_earlier_recipe("mine", None)

@@ -24,11 +24,13 @@ def test_committed_notebook_shows_what_results_give(monkeypatch):
         "the notebook's outputs are stale: run python tools/build_notebook.py"
     )
     figures = [o for c in committed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(figures) == 4
+    assert len(figures) == 3
     outputs = build_notebook.text_outputs(committed)
-    assert "advanced: +13.35 points over the stage before" in outputs[1]
-    # the decomposition: three steps, the differences of the bench files' means (results/xeon/)
-    assert "Training techniques, same network: +12.18 points (intermediate-techniques)" in outputs[2]
+    assert "| advanced | 7922189f7c | 93.70% ± 0.26 | 3 |" in outputs[1]  # named by its recipe's preset today
+    # the decomposition: four steps, the differences of the bench files' means (results/xeon/, and the robust step
+    # against advanced-clean on the robust runs' machine, results/robust/three_seeds/)
+    assert "Training techniques, same network: +12.18 points (intermediate-techniques), 1.55x" in outputs[2]
+    assert "anti-aliased pooling: +0.11 points (advanced), 1.05x the wall time" in outputs[2]
 
 
 @pytest.mark.slow
@@ -42,6 +44,6 @@ def test_notebook_trains_the_stages_on_tiny_data(tiny_data, tmp_path, monkeypatc
     nb = build_notebook.execute(build_notebook.build(), NOTEBOOK.parent)
     outputs = "".join(build_notebook.text_outputs(nb))
     assert "baseline: test accuracy" in outputs and "advanced: test accuracy" in outputs
-    # NotebookPlot displayed the training curves as images, after the 4 figures of the results part
-    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) > 4
+    # NotebookPlot displayed the training curves as images, after the 3 figures of the results part
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) > 3
     assert (tmp_path / "runs" / "report" / "report.html").exists()

@@ -26,13 +26,13 @@ def test_results_table_and_readme(tmp_path):
     r = aggregate([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7)])
     (tmp_path / "advanced.bench.json").write_text(json.dumps(dataclasses.asdict(r)))
     table = results_table([tmp_path / "advanced.bench.json"])
-    row = "| advanced | unrecorded | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | 45,000 / 5,000 | 8,7 / - / - |"
+    row = "| advanced, an earlier recipe | unrecorded | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | 45,000 / 5,000 | 8,7 / - / - |"
     assert row in table
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{START}\nold\n{END}\nafter\n")
     update_readme(readme, table)
     text = readme.read_text()
-    assert "old" not in text and "| advanced |" in text and text.endswith(f"{END}\nafter\n")
+    assert "old" not in text and "| advanced, an earlier recipe |" in text and text.endswith(f"{END}\nafter\n")
     readme.write_text("no markers")
     with pytest.raises(UserError, match="markers"):
         update_readme(readme, table)
@@ -48,7 +48,7 @@ def test_readme_table_script_writes_the_table(tmp_path):
         [sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(bench_file)], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert "| advanced | unrecorded | 93.00% | 1 |" in readme.read_text()
+    assert "| advanced, an earlier recipe | unrecorded | 93.00% | 1 |" in readme.read_text()
     bad = subprocess.run(
         [sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(tmp_path / "no.json")],
         capture_output=True,

@@ -18,94 +18,90 @@ CELLS = [
         """# cifarlab: the three stages
 
 CIFAR-10 grown in three stages: a **baseline** CNN, an **intermediate** net of blocks with attention, and an
-**advanced** recipe of training techniques. The first part reads the committed measurements in `results/`
-(nothing trains); the second trains the stages yourself, switched on by `TRAIN` (or `NOTEBOOK_TRAIN=1`).
-Every figure here comes from a file that a command wrote; the commands are in `docs/experiments.md`.""",
+**advanced** recipe of training techniques that generalizes to the images users really have (noisy, blurred,
+compressed). Two more presets split stage 3's gain: `intermediate-techniques` (stage 2's network with stage 3's
+training) and `advanced-clean` (stage 3 before its robustness training). The first part reads the committed
+measurements in `results/` (nothing trains); the second trains the stages yourself, switched on by `TRAIN` (or
+`NOTEBOOK_TRAIN=1`). Every figure here comes from a file that a command wrote; the commands are in
+`docs/experiments.md`.""",
     ),
     (
         "code",
-        """import json
-import os
+        """import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import Image, Markdown, display
 
-from cifarlab.commands.bench import dev_line, results_table
+from cifarlab.commands.bench import results_table
+from cifarlab.commands.report import STEPS
+from cifarlab.hardware import machine_label
+from cifarlab.plots import fig_png, pyplot, stage_gain_figure
+from cifarlab.rundir import read_bench, read_run
 
 TRAIN = os.environ.get("NOTEBOOK_TRAIN", "0") == "1"  # True: also train the three stages below (minutes)
 ROOT = Path.cwd() if (Path.cwd() / "results").is_dir() else Path.cwd().parent
 RESULTS = ROOT / "results"
-STAGES = ["baseline", "intermediate", "advanced"]
-bench = {s: json.loads((RESULTS / f"{s}.bench.json").read_text()) for s in STAGES}""",
+# 3 seeds each on test: the first four on one 2-core Xeon, the advanced preset on one 2-core AMD EPYC (fp32)
+FILES = [RESULTS / "xeon" / f"{s}.bench.json" for s in ["baseline", "intermediate", "intermediate-techniques", "advanced"]]
+FILES.append(RESULTS / "robust" / "three_seeds" / "advanced-robust.bench.json")
+bench = {b.preset: b for b in map(read_bench, FILES)}  # named by the preset whose recipe each ran
+names = list(bench)
+plt = pyplot()  # the figures are shown as PNGs (fig_png), as the report embeds them
+
+
+def show(fig):
+    display(Image(fig_png(fig)))""",
     ),
     (
         "md",
         """## What each stage reaches
 
-`cifarlab bench PRESET --seeds 3` on a 2-core AMD EPYC (bf16): test accuracy over 3 seeds, wall time of a
-run. The test set gives only these final numbers; models are selected on a validation split.""",
+`cifarlab bench PRESET --seeds 3`: test accuracy over 3 seeds and the wall time of a run. The test set gives
+only these final numbers; recipes are chosen on a validation split. Machines of one name differ up to 2× in
+speed, so a wall-time bar compares only with bars of the same machine.""",
     ),
     (
         "code",
-        """display(Markdown(results_table([RESULTS / f"{s}.bench.json" for s in STAGES])))
-acc = [100 * bench[s]["test_acc_mean"] for s in STAGES]
-std = [100 * bench[s]["test_acc_std"] for s in STAGES]
-wall = [bench[s]["wall_time_mean_s"] for s in STAGES]
-for s, a, b in zip(STAGES[1:], acc[1:], acc[:-1]):
-    print(f"{s}: {a - b:+.2f} points over the stage before")
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
-ax1.bar(STAGES, acc, yerr=std, color=["#999", "#69c", "#c63"], capsize=4)
-ax1.set_ylim(60, 100), ax1.set_ylabel("test accuracy (%)"), ax1.set_title("accuracy, 3 seeds")
-ax2.bar(STAGES, wall, color=["#999", "#69c", "#c63"])
-ax2.set_ylabel("seconds"), ax2.set_title("wall time per run, 2-core CPU")
-plt.tight_layout()
-plt.show()""",
+        """display(Markdown(results_table(FILES)))
+fig = stage_gain_figure([(n, [r["test_acc"] for r in b.runs], [r["wall_time_s"] for r in b.runs])
+                         for n, b in bench.items()],
+                        [machine_label(b.device) for b in bench.values()])
+show(fig)""",
     ),
     (
         "md",
         """## Stage 3's gain, taken apart
 
-Stage 3 changes the network *and* the training. `intermediate-techniques` is stage 2's network trained with
-stage 3's techniques, so the gain splits into three steps: architecture and attention (same training), the
-training techniques (same network), the faster network (same training). All four on one 2-core Intel Xeon
-(fp32), 3 seeds each, one run at a time.""",
+Stage 3 changes the network *and* the training. Each step below changes one thing: architecture and attention
+(same training), the training techniques (same network), the faster network (same training), then the
+robustness training (same network, plus anti-aliased pooling). The last step is measured on one AMD EPYC
+against `advanced-clean` run there too (`results/robust/three_seeds/advanced.bench.json`), so its time ratio
+is of one machine.""",
     ),
     (
         "code",
-        """from cifarlab.commands.report import STAGES, STEPS
-
-steps = {s: json.loads((RESULTS / "xeon" / f"{s}.bench.json").read_text()) for s in STAGES}
-names = list(steps)
-rows = ["| preset | seeds | test accuracy | wall time / run | train img/s |", "|---|---:|---:|---:|---:|"]
-rows += [f"| {s} | {len(b['seeds'])} | {100 * b['test_acc_mean']:.2f}%"
-         + (f" ± {100 * b['test_acc_std']:.2f}" if len(b["seeds"]) > 1 else "")
-         + f" | {b['wall_time_mean_s']:.0f} s | {b['train_img_per_s_mean']:.0f} |" for s, b in steps.items()]
-display(Markdown("\\n".join(rows)))  # in stage order; the full rows are in the README's results table
-acc = [100 * steps[s]["test_acc_mean"] for s in names]
-for (prev, cur), a, b in zip(zip(names, names[1:]), acc[1:], acc[:-1]):
-    print(f"{STEPS[(prev, cur)]}: {a - b:+.2f} points ({cur})")  # the report's names for the steps
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
-colors = ["#999", "#69c", "#6a6", "#c63"]
-labels = [s.replace("-", "-\\n") for s in names]
-ax1.bar(labels, acc, yerr=[100 * steps[s]["test_acc_std"] for s in names], color=colors, capsize=4)
-ax1.set_ylim(60, 100), ax1.set_ylabel("test accuracy (%)"), ax1.set_title("accuracy (mean over seeds)")
-ax2.bar(labels, [steps[s]["wall_time_mean_s"] for s in names], color=colors)
-ax2.set_ylabel("seconds"), ax2.set_title("wall time per run, 2-core Xeon")
-plt.tight_layout()
-plt.show()""",
+        """same_machine = read_bench(RESULTS / "robust" / "three_seeds" / "advanced.bench.json")  # advanced-clean, EPYC
+for prev, cur in zip(names, names[1:]):
+    a, b = bench[prev], bench[cur]
+    if a.device != b.device:  # compare with the same preset measured on cur's machine
+        a = same_machine if same_machine.preset == prev and same_machine.device == b.device else None
+    gain = 100 * (b.test_acc_mean - a.test_acc_mean) if a else float("nan")
+    ratio = f"{b.wall_time_mean_s / a.wall_time_mean_s:.2f}x the wall time" if a else "not measured"
+    print(f"{STEPS[(prev, cur)]}: {gain:+.2f} points ({cur}), {ratio}")""",
     ),
     (
         "md",
         """## What each technique of the advanced recipe buys
 
-`cifarlab ablate advanced`: the recipe with one technique removed (one seed each, against the full recipe's
-seed 0; seeds differ by ~0.3 points, so small bars are noise). Each technique is explained in
-`docs/recipe.md`.""",
+`cifarlab ablate`: the recipe with one technique removed (one seed each, against the full recipe's seed 0;
+seeds differ by ~0.3 points, so small bars are noise), run on the recipe before its robustness levers (now
+`advanced-clean`). Each technique, the robustness levers too, is explained in `docs/recipe.md`.""",
     ),
     (
         "code",
-        """ablation = json.loads((RESULTS / "levers" / "ablation.json").read_text())
+        """import json
+
+ablation = json.loads((RESULTS / "levers" / "ablation.json").read_text())
 full = next(r["test_acc"] for r in ablation if r["variant"] == "full")
 rows = [(r["removed"], 100 * (r["test_acc"] - full)) for r in ablation if r["variant"] != "full"]
 rows.sort(key=lambda r: r[1])
@@ -115,33 +111,40 @@ fig, ax = plt.subplots(figsize=(7, 3))
 ax.barh([r[0] for r in rows], [r[1] for r in rows], color=["#c63" if d < 0 else "#69c" for _, d in rows])
 ax.axvline(0, color="k", lw=0.8)
 ax.set_xlabel(f"points against the full recipe ({100 * full:.2f}%)")
-plt.tight_layout()
-plt.show()""",
+fig.tight_layout()
+show(fig)""",
     ),
     (
         "md",
         """## Robustness: accuracy on corrupted images
 
-Held-out corruptions are the CIFAR-10-C families (noise, blur, weather, digital; severities 1-5) that the
-training augmentation never produced. These rows are **screens**: 2 epochs, 45,000 training images, scored on
-500 validation images corrupted (`cifarlab bench advanced --dev`); the recipe levers are in
-`docs/robustness.md`.""",
+`cifarlab evaluate RUN --robustness-n 1000` on the stage runs (`results/stages/`): 1,000 test images under the
+19 CIFAR-10-C families at severities 1-5. **Held out** are the families that a run's training augmentation
+never produces (all 19 for every stage but `advanced`, which trains on noise, JPEG, pixelation and AugMix's
+warps and so keeps 12 held out); the mean over them is the robustness headline.""",
     ),
     (
         "code",
-        """screen = RESULTS / "robust" / "screen"
-dev = {n: json.loads((screen / f"{n}.dev.json").read_text()) for n in ["base", "stem", "stem_aug25"]}
-for d in dev.values():
-    print(dev_line(d))
-names = list(dev)
-fig, ax = plt.subplots(figsize=(7, 3))
-x = range(len(names))
-ax.bar([i - 0.2 for i in x], [100 * dev[n]["val_acc_mean"] for n in names], 0.4, label="clean validation")
-ax.bar([i + 0.2 for i in x], [100 * dev[n]["held_out_acc_mean"] for n in names], 0.4, label="held-out corruptions")
-ax.set_xticks(list(x), names), ax.set_ylim(50, 100), ax.set_ylabel("accuracy (%)")
-ax.legend(loc="upper center", ncol=2, frameon=False)
-plt.tight_layout()
-plt.show()""",
+        """from collections import defaultdict
+
+runs = [read_run(d) for d in sorted((RESULTS / "stages").iterdir()) if (d / "summary.json").exists()]
+rob = defaultdict(list)
+for r in runs:
+    if r.evaluation and r.evaluation.robustness:
+        rob[r.summary.preset].append(r.evaluation.robustness)
+order = [n for n in names if n in rob]
+clean = [100 * sum(x["clean_acc_same_images"] for x in rob[n]) / len(rob[n]) for n in order]
+held = [100 * sum(x["held_out_acc"] for x in rob[n]) / len(rob[n]) for n in order]
+for n, c, h in zip(order, clean, held):
+    print(f"{n:<24} clean (one view) {c:.2f}%  held-out corruptions {h:.2f}% ({len(rob[n])} seeds)")
+fig, ax = plt.subplots(figsize=(9, 3.2))
+x = range(len(order))
+ax.bar([i - 0.2 for i in x], clean, 0.4, label="clean, one view (the same 1,000 images)")
+ax.bar([i + 0.2 for i in x], held, 0.4, label="held-out corruptions, severities 1-5")
+ax.set_xticks(list(x), [n.replace("-", "-\\n") for n in order]), ax.set_ylim(40, 100)
+ax.set_ylabel("accuracy (%)"), ax.legend(loc="upper left", ncol=2, frameon=False)
+fig.tight_layout()
+show(fig)""",
     ),
     (
         "md",

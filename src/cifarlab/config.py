@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import inspect
 import json
@@ -241,7 +242,9 @@ def _section_type(cls, name: str):
 
 # The presets in stage order: reports and results tables list them so, then the rest. intermediate-techniques
 # (stage 2's network, stage 3's training) splits the stage-3 gain into what the training and the network buy.
-STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced")
+# advanced-clean (stage 3 before its robustness training) splits what the faster network and the robustness
+# levers each add.
+STAGES = ("baseline", "intermediate", "intermediate-techniques", "advanced-clean", "advanced")
 
 
 def list_presets() -> dict[str, str]:
@@ -252,6 +255,24 @@ def list_presets() -> dict[str, str]:
         raw = yaml.safe_load(path.read_text()) or {}
         out[path.stem] = str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""
     return out
+
+
+@functools.cache
+def preset_recipes() -> dict[str, str]:
+    """Preset name -> the fingerprint of its recipe today."""
+    return {name: recipe_id(load_preset(name)) for name in list_presets()}
+
+
+def preset_of(recorded: str, rid: str | None) -> str:
+    """The preset a recorded run or bench is today: the one whose recipe it ran (a renamed preset keeps its
+    recipe: the `advanced` of before the robust recipe is `advanced-clean`), else the name it was recorded under."""
+    matches = [name for name, r in preset_recipes().items() if rid is not None and r == rid]
+    return recorded if recorded in matches or not matches else matches[0]
+
+
+def is_earlier_recipe(name: str, rid: str | None) -> bool:
+    """Whether a record under a preset's name ran another (or an unrecorded) recipe than the preset's today."""
+    return name in preset_recipes() and preset_recipes()[name] != rid
 
 
 def _preset_path(name_or_path: str) -> Path:

@@ -183,6 +183,13 @@ def device_description(device: torch.device) -> str:
     return device.type
 
 
+def machine_label(description: str) -> str:
+    """device_description's short form for a figure: 'cpu (Intel(R) Xeon(R) Processor, 2 threads, AVX2)' ->
+    'Xeon, AVX2'."""
+    inside = description.split("(", 1)[-1].rstrip(")").replace("(R)", "").replace(" Processor", "")
+    return ", ".join(p.removeprefix("Intel ").strip() for p in inside.split(",") if "thread" not in p)
+
+
 def cpu_vector_isa(info: str) -> str:
     """The widest vector unit named in /proc/cpuinfo: one CPU model name can come with or without AVX-512,
     and that alone can make training 2.5x faster or slower, so run summaries record it."""

@@ -167,13 +167,18 @@ def _mean(rows: list[list[float]]) -> list[float]:
     return [sum(r[i] for r in rows) / len(rows) for i in range(n)]
 
 
-def stage_gain_figure(groups: list[tuple[str, list[float], list[float]]]):
+def stage_gain_figure(groups: list[tuple[str, list[float], list[float]]], machines: list[str] | None = None):
     """Test accuracy (mean, std error bar, one point per seed) and wall time per run, per preset:
-    (preset, test accuracies, wall times in s) each."""
+    (preset, test accuracies, wall times in s) each. Where the presets ran on different `machines` (one name a
+    preset), each time bar is labelled with its machine: only bars of one machine compare."""
     plt = pyplot()
     colors = preset_colors([g[0] for g in groups])
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, ax = plt.subplots(1, 2, figsize=(max(11, 2.6 * len(groups)), 3.8))
+    mixed = machines is not None and len(set(machines)) > 1
     for i, (preset, accs, walls) in enumerate(groups):
+        if mixed:  # the machine along the bar's foot
+            ax[1].annotate(machines[i], (i, 0), xytext=(0, 4), textcoords="offset points", rotation=90, ha="center",
+                           va="bottom", fontsize=7)  # fmt: skip
         c = colors[preset]
         for a, values, scale, unit in ((ax[0], accs, 100, "%"), (ax[1], walls, 1, " s")):
             v = [scale * x for x in values]
@@ -187,10 +192,11 @@ def stage_gain_figure(groups: list[tuple[str, list[float], list[float]]]):
     ax[0].set(title="test accuracy per preset (bar: mean; points: seeds)", ylabel="test accuracy (%)")
     lo = min(100 * min(g[1]) for g in groups)
     ax[0].set_ylim(max(0, lo - 8), 100)
-    ax[1].set(title="wall time per run (bar: mean; points: seeds)", ylabel="wall time (s)")
+    title = "wall time per run" + (": compare bars of one machine only" if mixed else " (bar: mean; points: seeds)")
+    ax[1].set(title=title, ylabel="wall time (s)")
     ax[1].set_ylim(0, None)
     for a in ax:
-        a.set_xticks(range(len(names)), names)
+        a.set_xticks(range(len(names)), names, fontsize=9)
         a.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig

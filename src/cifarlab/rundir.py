@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import recipe_fingerprint
+from .config import preset_of, recipe_fingerprint
 from .data.cifar10 import find_in
 from .errors import UserError
 from .io import atomic_write_json, atomic_write_text, read_json
@@ -118,6 +118,7 @@ def summary_from_dict(d: dict, path: Path | str = "summary") -> Summary:
     fallbacks = {"epochs_trained": d.get("epochs")} if isinstance(d, dict) and "epochs" in d else {}
     s = _from_dict(Summary, d, Path(path), "a summary.json written by cifarlab", fallbacks)
     s.recipe_id = _fingerprint(s.recipe, s.recipe_id)
+    s.preset = preset_of(s.preset, s.recipe_id)
     return s
 
 
@@ -293,6 +294,7 @@ def read_bench(path: Path) -> BenchResult:
     if bad:  # a hand-edited file: a value of the wrong type
         raise UserError(f"{path} is not {what} (bad value of {bad[0]}: {getattr(r, bad[0])!r})")
     r.recipe_id = _fingerprint(r.recipe, r.recipe_id)
+    r.preset = preset_of(r.preset, r.recipe_id)
     for run in r.runs:
         if isinstance(run, dict):
             run["recipe_id"] = _fingerprint(run.get("recipe"), run.get("recipe_id"))

@@ -28,6 +28,15 @@ def _without_attention(cfg):
     return from_dict(raw)
 
 
+def _without_antialiasing(cfg):
+    """Every anti-aliased max-pool (maxblur) back to a plain max-pool."""
+    raw = cfg.to_dict()
+    for spec in [raw["model"].get("defaults") or {}, *raw["model"].get("stages", [])]:
+        if spec.get("pool") == "maxblur":
+            spec["pool"] = "max"
+    return from_dict(raw)
+
+
 # variant -> (what is removed, overrides or a function of the config). TTA needs no retraining: the full run is
 # re-evaluated without it.
 VARIANTS = {
@@ -46,6 +55,8 @@ VARIANTS = {
             "data.augment.robust_until=0",
         ],
     ),
+    "no_robust_shares": ("corruption and AugMix shares", ["data.augment.corrupt=0", "data.augment.augmix=0"]),
+    "no_antialiasing": ("anti-aliased pooling", _without_antialiasing),
     "no_batchnorm": ("batch norm", ["model.defaults.bn=false"]),
     "no_dropout": ("dropout", ["model.head.dropout=0.0"]),
     "no_schedule": ("lr schedule", ["schedule.name=constant", "schedule.warmup_epochs=0"]),

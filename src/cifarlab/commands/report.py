@@ -18,6 +18,7 @@ import torch
 from ..config import STAGES
 from ..data import load_cifar10, locate
 from ..errors import UserError
+from ..hardware import machine_label
 from ..io import atomic_write_text
 from ..metrics import accuracy_cell, bootstrap_accuracy, mcnemar, mean_std, p_value_cell
 from ..plots import (
@@ -37,9 +38,10 @@ from .tune import leaderboard, study_figures
 STEPS = {
     ("baseline", "intermediate"): "Architecture and attention, same training",
     ("intermediate", "intermediate-techniques"): "Training techniques, same network",
-    ("intermediate-techniques", "advanced"): "The faster network, same training",
+    ("intermediate-techniques", "advanced-clean"): "The faster network, same training",
+    ("advanced-clean", "advanced"): "Robustness training (corruption and AugMix shares) and anti-aliased pooling",
+    ("intermediate-techniques", "advanced"): "The faster network, with robustness training",
     ("intermediate", "advanced"): "Network and training together",
-    ("advanced", "advanced-robust"): "Corruption and AugMix shares, anti-aliased pooling",
 }
 SEVERITY = 3  # the robustness heat map's severity (of 1-5): the middle one
 
@@ -163,7 +165,6 @@ def headline(groups: list[Group], matrix: dict) -> list[str]:
     lines = []
     for prev, g in zip(groups, groups[1:]):
         diff = 100 * (statistics.fmean(g.accs) - statistics.fmean(prev.accs))
-        ratio = statistics.fmean(g.walls) / max(1e-9, statistics.fmean(prev.walls))
         evidence = ""
         if g.correct is not None and prev.correct is not None:
             _, lo, hi = bootstrap_accuracy(g.correct, prev.correct)
@@ -176,7 +177,7 @@ def headline(groups: list[Group], matrix: dict) -> list[str]:
         verb = "beats" if diff > 0 else "trails"
         step = f"{STEPS[(prev.preset, g.preset)]}: " if (prev.preset, g.preset) in STEPS else ""
         lines.append(
-            f"{step}{g.preset} {verb} {prev.preset} by {abs(diff):.2f} points{evidence}, at {ratio:.2f}× the wall time."
+            f"{step}{g.preset} {verb} {prev.preset} by {abs(diff):.2f} points{evidence}, {_time_ratio(prev, g)}."
         )
     best = max(groups, key=lambda g: statistics.fmean(g.accs))
     mean = 100 * statistics.fmean(best.accs)
@@ -187,6 +188,15 @@ def headline(groups: list[Group], matrix: dict) -> list[str]:
     seeds = f"mean of {len(best.accs)} seeds" if len(best.accs) > 1 else "one run"
     lines.append(f"Best model: {best.preset}, {mean:.2f}% test accuracy ({seeds}{ci}).")
     return lines
+
+
+def _time_ratio(prev: Group, g: Group) -> str:
+    """The wall-time ratio of two presets, only where every run of both ran on one kind of machine: machines of
+    one name differ up to 2x in speed, so a ratio across machines would measure the machines."""
+    devices = {r.summary.device for r in (*prev.runs, *g.runs)}
+    if len(devices) > 1:
+        return "wall times not compared (measured on different machines)"
+    return f"at {statistics.fmean(g.walls) / max(1e-9, statistics.fmean(prev.walls)):.2f}× the wall time"
 
 
 def accuracy_drops(groups: list[Group], severity: int = SEVERITY) -> tuple[list[str], list[str], list[list[float]]]:
@@ -235,7 +245,8 @@ def _run_sections(groups: list[Group], sections: list, md: list) -> None:
     sections.append(("Headline", "<ul class='headline'>" + "".join(f"<li>{html.escape(s)}</li>" for s in lines)
                      + "</ul>", []))  # fmt: skip
     md += ["## Headline", "", *[f"- {s}" for s in lines], ""]
-    gain = stage_gain_figure([(g.preset, g.accs, g.walls) for g in groups])
+    machines = ["; ".join(dict.fromkeys(machine_label(r.summary.device) for r in g.runs)) for g in groups]
+    gain = stage_gain_figure([(g.preset, g.accs, g.walls) for g in groups], machines)
     sections.append(("Stage gain", "", [fig_png(gain)]))
     header, rows = _runs_table(groups)
     sections.append(("Runs", _html_table(header, rows), []))
@@ -262,7 +273,8 @@ def _runs_table(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
         rows.append([
             g.preset, str(len(g.runs)), accuracy_cell(*mean_std(g.accs), len(g.accs)), ci,
             _seconds(statistics.fmean(g.walls)), f"{statistics.fmean(r.summary.train_img_per_s for r in g.runs):.0f}",
-            f"{s0.params / 1e6:.2f}M", f"{s0.flops_per_image / 1e6:.0f}", s0.tta, s0.device,
+            f"{s0.params / 1e6:.2f}M", f"{s0.flops_per_image / 1e6:.0f}", s0.tta,
+            "; ".join(dict.fromkeys(r.summary.device for r in g.runs)),
         ])  # fmt: skip
     header = ["preset", "runs", "test acc (mean ± std)", "95% CI", "wall time", "train img/s", "params",
               "MFLOPs/img", "TTA", "device"]  # fmt: skip

@@ -123,7 +123,8 @@ def random_pixelate(x: torch.Tensor, generator: torch.Generator, min_factor: flo
 
 def corrupt_share(x: torch.Tensor, fraction: float, ops, generator: torch.Generator) -> torch.Tensor:
     """A random `fraction` of the batch takes one of `ops` each (TRAIN_CORRUPTIONS), at a random strength;
-    the rest is left as it is. Float 0-255 in and out."""
+    the rest is left as it is. Float 0-255 in and out. Why: the net learns to ignore the fine detail that noise,
+    JPEG and pixelation corrupt, at a small clean cost because most of each batch stays clean."""
     b, dev = len(x), x.device
     chosen = torch.rand(b, generator=generator) < fraction
     which = torch.randint(0, len(ops), (b,), generator=generator)
@@ -210,7 +211,8 @@ def augmix(x: torch.Tensor, generator: torch.Generator, width: int = 3, max_dept
 
 
 def augmix_share(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
-    """A random `fraction` of the batch replaced by its AugMix mix; the rest left as it is. Float 0-255 out."""
+    """A random `fraction` of the batch replaced by its AugMix mix; the rest left as it is. Float 0-255 out.
+    Why: diverse changes unlike any test corruption teach invariance that carries to the held-out families."""
     idx = host_to_device((torch.rand(len(x), generator=generator) < fraction).nonzero().squeeze(1), x.device)
     x = x.float().clone()  # the caller's batch stays as it was
     if len(idx):
