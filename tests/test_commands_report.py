@@ -121,8 +121,12 @@ def test_committed_report_headline_matches_its_tables():
     from pathlib import Path
 
     md = (Path(__file__).parents[1] / "results" / "report" / "report.md").read_text()
-    assert check_headline(md) == [("baseline", "intermediate"), ("intermediate", "intermediate-techniques"),
-                                  ("intermediate-techniques", "advanced-clean"), ("advanced-clean", "advanced")]
+    assert check_headline(md) == [
+        ("baseline", "intermediate"),
+        ("intermediate", "intermediate-techniques"),
+        ("intermediate-techniques", "advanced-clean"),
+        ("advanced-clean", "advanced"),
+    ]
 
 
 def test_committed_report_is_what_its_records_give(real_data, tmp_path):

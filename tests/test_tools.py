@@ -26,7 +26,10 @@ def test_results_table_and_readme(tmp_path):
     r = aggregate([_summary(0, 0.93, 800, 8), _summary(1, 0.95, 820, 7)])
     (tmp_path / "advanced.bench.json").write_text(json.dumps(dataclasses.asdict(r)))
     table = results_table([tmp_path / "advanced.bench.json"])
-    row = "| advanced, an earlier recipe | unrecorded | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | 45,000 / 5,000 | 8,7 / - / - |"
+    row = (
+        "| advanced, an earlier recipe | unrecorded | 94.00% ± 1.41 | 2 | 810 s (max 820) | 500 | 8.5 | "
+        "45,000 / 5,000 | 8,7 / - / - |"
+    )
     assert row in table
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{START}\nold\n{END}\nafter\n")

@@ -42,7 +42,8 @@ TRAIN = os.environ.get("NOTEBOOK_TRAIN", "0") == "1"  # True: also train the thr
 ROOT = Path.cwd() if (Path.cwd() / "results").is_dir() else Path.cwd().parent
 RESULTS = ROOT / "results"
 # 3 seeds each on test: the first four on one 2-core Xeon, the advanced preset on one 2-core AMD EPYC (fp32)
-FILES = [RESULTS / "xeon" / f"{s}.bench.json" for s in ["baseline", "intermediate", "intermediate-techniques", "advanced"]]
+STEPS_XEON = ["baseline", "intermediate", "intermediate-techniques", "advanced"]  # file names of their day
+FILES = [RESULTS / "xeon" / f"{s}.bench.json" for s in STEPS_XEON]
 FILES.append(RESULTS / "robust" / "three_seeds" / "advanced-robust.bench.json")
 bench = {b.preset: b for b in map(read_bench, FILES)}  # named by the preset whose recipe each ran
 names = list(bench)
