@@ -26,7 +26,7 @@ def test_committed_notebook_shows_what_results_give(monkeypatch):
     figures = [o for c in committed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(figures) == 3
     outputs = build_notebook.text_outputs(committed)
-    assert "| advanced | 7922189f7c | 93.70% ± 0.26 | 3 |" in outputs[1]  # named by its recipe's preset today
+    assert "| advanced | 7922189f7c | 3 | 93.70% ± 0.26 |" in outputs[1]  # named by its recipe's preset today
     # the decomposition: four steps, the differences of the bench files' means (results/xeon/, and the robust step
     # against advanced-clean on the robust runs' machine, results/robust/three_seeds/)
     assert "Training techniques, same network: +12.18 points (intermediate-techniques), 1.55x" in outputs[2]
