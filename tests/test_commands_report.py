@@ -85,7 +85,8 @@ def check_headline(md: str) -> list[tuple[str, str]]:
     matrix_line = {ln.split("|")[1].strip(): ln for ln in mc.splitlines() if "differ |" in ln}
     steps = list(zip(presets, presets[1:]))
     for prev, cur in steps:
-        m = re.search(rf"{STEPS[(prev, cur)]}: {cur} (beats|trails) {prev} by ([\d.]+) points \(95% CI of the "
+        step = re.escape(STEPS[(prev, cur)])  # a step's name may hold parentheses
+        m = re.search(rf"{step}: {cur} (beats|trails) {prev} by ([\d.]+) points \(95% CI of the "
                       rf"difference ([-+][\d.]+) to ([-+][\d.]+); McNemar p.*?([\d.e+-]+) .*?\), (at ([\d.]+)× the "
                       rf"wall time|wall times not compared \(measured on different machines\))", head)  # fmt: skip
         assert m, (prev, cur, head)
