@@ -121,7 +121,8 @@ def test_contrast_keeps_each_channels_mean(images):
 
 
 def _augment(cfg_overrides):
-    return apply_overrides(load_preset("advanced"), cfg_overrides).data.augment
+    """The clean recipe's augmentation (nothing of a corruption's kind) with `cfg_overrides` on top."""
+    return apply_overrides(load_preset("advanced-clean"), cfg_overrides).data.augment
 
 
 def test_seen_families_follow_the_training_augmentation():
@@ -142,7 +143,7 @@ def test_seen_families_follow_the_training_augmentation():
     assert corruptions.seen_families(_augment(["data.augment.augmix=0.5"])) == ["elastic_transform"]
 
 
-@pytest.mark.parametrize("preset", ["baseline", "intermediate", "advanced"])
+@pytest.mark.parametrize("preset", ["baseline", "intermediate", "advanced-clean", "advanced"])
 def test_every_preset_keeps_at_least_12_families_held_out(preset):
     seen = corruptions.seen_families(load_preset(preset).data.augment)
     assert len(corruptions.FAMILIES) - len(seen) >= 12

@@ -141,7 +141,8 @@ order = [n for n in names if n in rob]
 clean = [100 * sum(x["clean_acc_same_images"] for x in rob[n]) / len(rob[n]) for n in order]
 held = [100 * sum(x["held_out_acc"] for x in rob[n]) / len(rob[n]) for n in order]
 for n, c, h in zip(order, clean, held):
-    print(f"{n:<24} clean (one view) {c:.2f}%  held-out corruptions {h:.2f}% ({len(rob[n])} seeds)")
+    seeds = f"{len(rob[n])} seed" + ("s" if len(rob[n]) > 1 else "")
+    print(f"{n:<24} clean (one view) {c:.2f}%  held-out corruptions {h:.2f}% ({seeds})")
 fig, ax = plt.subplots(figsize=(9, 3.2))
 x = range(len(order))
 ax.bar([i - 0.2 for i in x], clean, 0.4, label="clean, one view (the same 1,000 images)")
