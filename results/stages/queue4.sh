@@ -8,12 +8,12 @@
 export CIFAR10_DIR=${CIFAR10_DIR:-/work/shared/data/cifar-10-batches-py}
 src=${SRC:-/work/train}
 out=runs/stage3
-source .venv/bin/activate
+cd "$(dirname "$0")/../.." && source .venv/bin/activate
 export PYTHONPATH=$src/src
 cifarlab bench advanced-robust --seeds 3 --first-seed 0 --set runtime.precision=fp32 --out $out > $out.log 2>&1
 run=$(ls -d $out/*-advanced-robust | head -1)
 cifarlab evaluate $run --robustness-n 1000 --json > $run.eval.json 2> $run.eval.err
 python tools/real_files.py $run --split test --n 1000 --out results/stages/real_files_advanced_test.json
-d=results/stages/$(basename $run .robust)
-d=${d%-robust}
+d=results/stages/$(basename $run)
+d=${d%-robust}  # named by today's preset
 mkdir -p $d && cp $run/{config.yaml,evaluation.json,metrics.jsonl,summary.json} $d/
