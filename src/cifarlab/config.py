@@ -266,7 +266,9 @@ def preset_recipes() -> dict[str, str]:
 def preset_of(recorded: str, rid: str | None) -> str:
     """The preset a recorded run or bench is today: the one whose recipe it ran (a renamed preset keeps its
     recipe: the `advanced` of before the robust recipe is `advanced-clean`), else the name it was recorded under."""
-    matches = [name for name, r in preset_recipes().items() if rid is not None and r == rid]
+    if rid is None:  # an unrecorded recipe matches no preset: no need to load them
+        return recorded
+    matches = [name for name, r in preset_recipes().items() if r == rid]
     return recorded if recorded in matches or not matches else matches[0]
 
 

@@ -64,6 +64,11 @@ class Group:
         return [r.summary.wall_time_s for r in self.runs]
 
     @property
+    def devices(self) -> list[str]:
+        """The machines its runs ran on, each once, in run order."""
+        return list(dict.fromkeys(r.summary.device for r in self.runs))
+
+    @property
     def evals(self) -> list:
         return [r.evaluation for r in self.runs if r.evaluation is not None]
 
@@ -193,8 +198,7 @@ def headline(groups: list[Group], matrix: dict) -> list[str]:
 def _time_ratio(prev: Group, g: Group) -> str:
     """The wall-time ratio of two presets, only where every run of both ran on one kind of machine: machines of
     one name differ up to 2x in speed, so a ratio across machines would measure the machines."""
-    devices = {r.summary.device for r in (*prev.runs, *g.runs)}
-    if len(devices) > 1:
+    if len({*prev.devices, *g.devices}) > 1:
         return "wall times not compared (measured on different machines)"
     return f"at {statistics.fmean(g.walls) / max(1e-9, statistics.fmean(prev.walls)):.2f}× the wall time"
 
@@ -245,7 +249,7 @@ def _run_sections(groups: list[Group], sections: list, md: list) -> None:
     sections.append(("Headline", "<ul class='headline'>" + "".join(f"<li>{html.escape(s)}</li>" for s in lines)
                      + "</ul>", []))  # fmt: skip
     md += ["## Headline", "", *[f"- {s}" for s in lines], ""]
-    machines = ["; ".join(dict.fromkeys(machine_label(r.summary.device) for r in g.runs)) for g in groups]
+    machines = ["; ".join(map(machine_label, g.devices)) for g in groups]
     gain = stage_gain_figure([(g.preset, g.accs, g.walls) for g in groups], machines)
     sections.append(("Stage gain", "", [fig_png(gain)]))
     header, rows = _runs_table(groups)
@@ -274,7 +278,7 @@ def _runs_table(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
             g.preset, str(len(g.runs)), accuracy_cell(*mean_std(g.accs), len(g.accs)), ci,
             _seconds(statistics.fmean(g.walls)), f"{statistics.fmean(r.summary.train_img_per_s for r in g.runs):.0f}",
             f"{s0.params / 1e6:.2f}M", f"{s0.flops_per_image / 1e6:.0f}", s0.tta,
-            "; ".join(dict.fromkeys(r.summary.device for r in g.runs)),
+            "; ".join(g.devices),
         ])  # fmt: skip
     header = ["preset", "runs", "test acc (mean ± std)", "95% CI", "wall time", "train img/s", "params",
               "MFLOPs/img", "TTA", "device"]  # fmt: skip
