@@ -59,6 +59,15 @@ def test_choices_are_declared_on_the_fields():
         apply_overrides(load_preset("baseline"), ["schedule.name=cosin"])
 
 
+@pytest.mark.parametrize("value", ["[80,20]", "[0,50]", "[50,101]", "[75]"])
+def test_jpeg_quality_must_be_an_ordered_range_of_libjpeg_qualities(value):
+    from cifarlab.config import apply_overrides, load_preset
+
+    with pytest.raises(ConfigError, match=r"'data.augment.jpeg_quality'.*1 <= low <= high <= 100"):
+        apply_overrides(load_preset("advanced"), [f"data.augment.jpeg_quality={value}"])
+    assert apply_overrides(load_preset("advanced"), ["data.augment.jpeg_quality=[75,75]"]).data.augment.jpeg_quality == [75, 75]
+
+
 def _every_key():
     from cifarlab.config import Config, flatten
 

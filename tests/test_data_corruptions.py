@@ -159,6 +159,17 @@ def test_corrupt_share_changes_only_its_share(images):
     assert (corrupt_share(x, 1.0, ["jpeg"], g) != x).flatten(1).any(1).all()
 
 
+def test_jpeg_quality_sets_the_jpeg_ops_quality(images):
+    x = images.float()
+    g = torch.Generator().manual_seed(0)
+    at75 = corrupt_share(x, 1.0, ["jpeg"], g, jpeg_quality=(75, 75))
+    assert torch.equal(at75, corruptions.jpeg_roundtrip(x, torch.full((len(x),), 75)).float())
+    drawn = corrupt_share(x, 1.0, ["jpeg"], g)  # the default range, 20-95: not all at one quality
+    assert not torch.equal(drawn, at75)
+    default = load_preset("advanced").data.augment.jpeg_quality
+    assert default == [20, 95]
+
+
 def test_robustness_means_split_held_out_from_seen():
     per = {"gaussian_noise": [0.2, 0.4], "fog": [0.8, 0.6], "contrast": [1.0, 1.0]}
     m = robustness_means(per, seen=["gaussian_noise"])

@@ -52,10 +52,12 @@ class AugmentConfig:
     brightness: float = 0.0
     contrast: float = 0.0
     # Corruption share: this fraction of each batch takes one of `corrupt_ops` at a random strength (noise:
-    # Gaussian or salt and pepper; patch_gaussian: Gaussian noise in a 25 px square; jpeg: quality 20-95;
+    # Gaussian or salt and pepper; patch_gaussian: Gaussian noise in a 25 px square; jpeg: a quality in `jpeg_quality`;
     # pixelate: down to 50-100% and back). Each op makes its CIFAR-10-C families "seen" in evaluation (0 = off).
     corrupt: float = 0.0
     corrupt_ops: list = field(default_factory=lambda: ["noise", "jpeg", "pixelate"])
+    # The jpeg op's quality, drawn per image from [low, high] (libjpeg's 1-100): one value trains on one quality
+    jpeg_quality: list = field(default_factory=lambda: [20, 95])
     # AugMix share: this fraction of each batch is mixed with chains of posterize, solarize, rotate, shear and
     # translate (AugMix without its contrast ops); the warps make elastic_transform "seen" (0 = off).
     augmix: float = 0.0
@@ -168,7 +170,7 @@ def recipe(cfg: Config) -> dict:
 # Keys added since fingerprints were first recorded, at the value that leaves a recipe as it was. The fingerprint
 # leaves such a key out at that value, so adding a lever does not rename every recipe recorded before it (a test
 # re-resolves the recipes in results/ and fails when a new key is missing here).
-ADDED_KEYS = {"data.augment.augmix": 0.0, "data.augment.robust_until": 0.0}
+ADDED_KEYS = {"data.augment.augmix": 0.0, "data.augment.robust_until": 0.0, "data.augment.jpeg_quality": [20, 95]}
 
 
 def recipe_fingerprint(rec: dict) -> str:
@@ -522,6 +524,11 @@ def validate(cfg: Config) -> None:
     if not isinstance(ops, list) or not ops or any(op not in TRAIN_CORRUPTIONS for op in ops):
         allowed = ", ".join(TRAIN_CORRUPTIONS)
         raise ConfigError(f"bad value for 'data.augment.corrupt_ops': {ops!r}; must be a non-empty list of {allowed}")
+    q = a.jpeg_quality
+    if not (isinstance(q, list) and len(q) == 2 and all(type(v) is int for v in q) and 1 <= q[0] <= q[1] <= 100):
+        raise ConfigError(
+            f"bad value for 'data.augment.jpeg_quality': {q!r}; must be [low, high], integers with 1 <= low <= high <= 100"
+        )
     if a.resize_from and not a.resize_until > 0:
         raise ConfigError("'data.augment.resize_from' needs 'data.augment.resize_until' > 0 (the epoch reaching 32 px)")
     if a.robust_until and not (a.corrupt or a.augmix):

@@ -121,14 +121,17 @@ def random_pixelate(x: torch.Tensor, generator: torch.Generator, min_factor: flo
     return out
 
 
-def corrupt_share(x: torch.Tensor, fraction: float, ops, generator: torch.Generator) -> torch.Tensor:
-    """A random `fraction` of the batch takes one of `ops` each (TRAIN_CORRUPTIONS), at a random strength;
-    the rest is left as it is. Float 0-255 in and out. Why: the net learns to ignore the fine detail that noise,
+def corrupt_share(
+    x: torch.Tensor, fraction: float, ops, generator: torch.Generator, jpeg_quality=(20, 95)
+) -> torch.Tensor:
+    """A random `fraction` of the batch takes one of `ops` each (TRAIN_CORRUPTIONS), at a random strength
+    (jpeg: a quality drawn from the inclusive range `jpeg_quality`); the rest is left as it is. Float 0-255 in and out. Why: the net learns to ignore the fine detail that noise,
     JPEG and pixelation corrupt, at a small clean cost because most of each batch stays clean."""
     b, dev = len(x), x.device
     chosen = torch.rand(b, generator=generator) < fraction
     which = torch.randint(0, len(ops), (b,), generator=generator)
     x = x.float().clone()  # the caller's batch stays as it was
+    lo, hi = jpeg_quality
     for k, op in enumerate(ops):
         idx = host_to_device((chosen & (which == k)).nonzero().squeeze(1), dev)
         if not len(idx):
@@ -139,7 +142,7 @@ def corrupt_share(x: torch.Tensor, fraction: float, ops, generator: torch.Genera
         elif op == "patch_gaussian":
             part = patch_gaussian(part, generator)
         elif op == "jpeg":
-            part = jpeg_roundtrip(part, torch.randint(20, 96, (len(idx),), generator=generator)).float()
+            part = jpeg_roundtrip(part, torch.randint(lo, hi + 1, (len(idx),), generator=generator)).float()
         else:
             part = random_pixelate(part, generator)
         x[idx] = part.to(x.dtype)
@@ -268,7 +271,7 @@ def batch_augment(
     if cfg.augmix and robust:
         x = augmix_share(x, cfg.augmix, generator)
     if cfg.corrupt and robust:
-        x = corrupt_share(x, cfg.corrupt, cfg.corrupt_ops, generator)
+        x = corrupt_share(x, cfg.corrupt, cfg.corrupt_ops, generator, cfg.jpeg_quality)
     x = normalize(x)
     if cfg.cutout > 0:  # after normalizing, so the square is set to the dataset mean
         x = cutout(x, cfg.cutout, generator)
