@@ -34,7 +34,7 @@ def test_no_augmentation_turns_off_every_augmentation():
     # what a field's "off" is; the parameters of another augmentation (pad_mode, ...) need none
     is_off = {"translate": 0, "flip": "none", "cutout": 0, "brightness": 0, "contrast": 0, "resize_from": 0,
               "corrupt": 0, "augmix": 0, "robust_until": 0}  # fmt: skip
-    parameters = {"pad_mode", "resize_until", "corrupt_ops"}
+    parameters = {"pad_mode", "resize_until", "corrupt_ops", "jpeg_quality"}
     fields = {f.name for f in dataclasses.fields(AugmentConfig)}
     assert fields == set(is_off) | parameters, "a new augmentation: say here how no_augmentation turns it off"
     assert {k: getattr(off, k) for k in is_off} == is_off
