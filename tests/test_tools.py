@@ -98,6 +98,7 @@ def test_real_files_png_is_lossless_and_jpeg_goes_through_the_codec(two_runs, ti
     with torch.no_grad():
         pred = Normalized(model).eval()(data.test_x[:40].float() / 255).argmax(-1)
     assert row["png"] == pytest.approx(float((pred == data.test_y[:40]).float().mean()))  # PNG: the same pixels
+    assert row["png_correct"] == "".join("1" if c else "0" for c in (pred == data.test_y[:40]).tolist())
     assert row["n"] == 40 and {"jpeg90", "jpeg75"} <= set(row)
     assert row["jpeg75_gap_points"] == pytest.approx(round(100 * (row["png"] - row["jpeg75"]), 2))
     only = real_files.measure(two_runs[0], "test", 40, str(tiny_data), ["jpeg75_444", "jpeg95"])

@@ -7,7 +7,8 @@ way a phone or the web hands them over, classified by the same function the CLI 
 `--split val` writes the run's own validation images (held out of its training), so recipes can be compared
 without opening the test set; `--split test` is for final rows. A benchmark, not a test.
 `--formats` adds what takes a JPEG apart: `jpeg75_444` (quality 75 without chroma subsampling), `jpeg95`, and
-`chroma420_png` (chroma averaged over 2x2 and upsampled, no quantization, saved lossless).
+`chroma420_png` (chroma averaged over 2x2 and upsampled, no quantization, saved lossless). Each format's per-image
+correctness is kept (`<format>_correct`, a string of 0/1 in image order) so two runs or formats can be paired.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def measure(run: Path, split: str, n: int, data_path: str | None, formats=DEFAUL
             results, errors = predict(str(run), [str(p) for p in paths], top_k=1, calibrate=False)
             assert not errors, errors[:3]
             pred = [CLASSES.index(r["top"][0]["class"]) for r in results]
-            row[name] = float(np.mean(np.array(pred) == y.numpy()))
+            correct = np.array(pred) == y.numpy()
+            row[name] = float(correct.mean())
+            row[f"{name}_correct"] = "".join("1" if c else "0" for c in correct)  # per image, for paired tests
             row[f"{name}_seconds"] = round(time.perf_counter() - t, 1)
     if "png" in row and "jpeg75" in row:
         row["jpeg75_gap_points"] = round(100 * (row["png"] - row["jpeg75"]), 2)
@@ -97,7 +100,7 @@ def main() -> None:
     rows = []
     for run in args.runs:
         rows.append(measure(run, args.split, args.n, args.data, args.formats))
-        print(json.dumps(rows[-1]))
+        print(json.dumps({k: v for k, v in rows[-1].items() if not k.endswith("_correct")}))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out, json.dumps(rows, indent=2) + "\n")
