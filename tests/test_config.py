@@ -65,7 +65,8 @@ def test_jpeg_quality_must_be_an_ordered_range_of_libjpeg_qualities(value):
 
     with pytest.raises(ConfigError, match=r"'data.augment.jpeg_quality'.*1 <= low <= high <= 100"):
         apply_overrides(load_preset("advanced"), [f"data.augment.jpeg_quality={value}"])
-    assert apply_overrides(load_preset("advanced"), ["data.augment.jpeg_quality=[75,75]"]).data.augment.jpeg_quality == [75, 75]
+    at75 = apply_overrides(load_preset("advanced"), ["data.augment.jpeg_quality=[75,75]"])
+    assert at75.data.augment.jpeg_quality == [75, 75]
 
 
 def _every_key():

@@ -527,7 +527,8 @@ def validate(cfg: Config) -> None:
     q = a.jpeg_quality
     if not (isinstance(q, list) and len(q) == 2 and all(type(v) is int for v in q) and 1 <= q[0] <= q[1] <= 100):
         raise ConfigError(
-            f"bad value for 'data.augment.jpeg_quality': {q!r}; must be [low, high], integers with 1 <= low <= high <= 100"
+            f"bad value for 'data.augment.jpeg_quality': {q!r}; "
+            "must be [low, high], integers with 1 <= low <= high <= 100"
         )
     if a.resize_from and not a.resize_until > 0:
         raise ConfigError("'data.augment.resize_from' needs 'data.augment.resize_until' > 0 (the epoch reaching 32 px)")

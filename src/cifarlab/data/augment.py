@@ -125,8 +125,9 @@ def corrupt_share(
     x: torch.Tensor, fraction: float, ops, generator: torch.Generator, jpeg_quality=(20, 95)
 ) -> torch.Tensor:
     """A random `fraction` of the batch takes one of `ops` each (TRAIN_CORRUPTIONS), at a random strength
-    (jpeg: a quality drawn from the inclusive range `jpeg_quality`); the rest is left as it is. Float 0-255 in and out. Why: the net learns to ignore the fine detail that noise,
-    JPEG and pixelation corrupt, at a small clean cost because most of each batch stays clean."""
+    (jpeg: a quality drawn from the inclusive range `jpeg_quality`); the rest is left as it is. Float 0-255 in
+    and out. Why: the net learns to ignore the fine detail that noise, JPEG and pixelation corrupt, at a small
+    clean cost because most of each batch stays clean."""
     b, dev = len(x), x.device
     chosen = torch.rand(b, generator=generator) < fraction
     which = torch.randint(0, len(ops), (b,), generator=generator)
