@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .data.augment import TRAIN_CORRUPTIONS
+from .data.augment import JPEG_QUALITY, TRAIN_CORRUPTIONS
 from .errors import ConfigError
 from .io import atomic_write_text
 from .models import check_spec, spec_schema
@@ -57,7 +57,7 @@ class AugmentConfig:
     corrupt: float = 0.0
     corrupt_ops: list = field(default_factory=lambda: ["noise", "jpeg", "pixelate"])
     # The jpeg op's quality, drawn per image from [low, high] (libjpeg's 1-100): one value trains on one quality
-    jpeg_quality: list = field(default_factory=lambda: [20, 95])
+    jpeg_quality: list = field(default_factory=lambda: list(JPEG_QUALITY))
     # AugMix share: this fraction of each batch is mixed with chains of posterize, solarize, rotate, shear and
     # translate (AugMix without its contrast ops); the warps make elastic_transform "seen" (0 = off).
     augmix: float = 0.0

@@ -16,6 +16,7 @@ from ..hardware import host_to_device
 from .corruptions import TRAIN_OP_KIND, box_resize, jpeg_roundtrip
 
 TRAIN_CORRUPTIONS = tuple(TRAIN_OP_KIND)  # what `corrupt_ops` may name (each makes its families seen)
+JPEG_QUALITY = (20, 95)  # the jpeg op's default quality range: heavy blocking to barely visible
 
 
 def reflect_index(size: int, pad: int, device=None) -> torch.Tensor:
@@ -122,7 +123,7 @@ def random_pixelate(x: torch.Tensor, generator: torch.Generator, min_factor: flo
 
 
 def corrupt_share(
-    x: torch.Tensor, fraction: float, ops, generator: torch.Generator, jpeg_quality=(20, 95)
+    x: torch.Tensor, fraction: float, ops, generator: torch.Generator, jpeg_quality=JPEG_QUALITY
 ) -> torch.Tensor:
     """A random `fraction` of the batch takes one of `ops` each (TRAIN_CORRUPTIONS), at a random strength
     (jpeg: a quality drawn from the inclusive range `jpeg_quality`); the rest is left as it is. Float 0-255 in
