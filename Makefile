@@ -20,8 +20,10 @@ $(VENV)/.installed: pyproject.toml
 train: setup
 	$(VENV)/bin/cifarlab train $(PRESET) $(ARGS)
 
+# Every core busy: one test file per worker (a module's fixtures are built once), one torch thread each, as
+# two threads a worker would fight over the cores. `pytest` alone runs the same tests one at a time.
 test: setup
-	$(PY) -m pytest $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadfile $(ARGS)
 
 # ruff (lint + format check) and the import-linter layers contract (pyproject.toml): every import points down.
 lint: setup

@@ -41,7 +41,7 @@ def stage_runs(tiny_data, tmp_path_factory):
                 load_preset(preset), [*tiny, "train.epochs=1", f"train.seed={seed}", f"data.dir={tiny_data}", *extra]
             )
             run_dir, _ = train(cfg, out, callbacks=[CurvesPlot()])
-            evaluate_run(str(run_dir), robustness_n=100, figures=False, speed=False)
+            evaluate_run(str(run_dir), robustness_n=30, figures=False, speed=False)
             dirs.append(run_dir)
     return dirs
 

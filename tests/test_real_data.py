@@ -18,7 +18,7 @@ def test_real_dataset_is_complete(real_data):
 SMOKE = [
     ("baseline", ["data.train_subset=8000", "train.epochs=3"], 0.30),
     ("intermediate", ["data.train_subset=4000", "train.epochs=2"], 0.25),
-    ("advanced", ["data.train_subset=4000", "train.epochs=2", "data.batch_size=250", "eval.tta=flip"], 0.35),
+    ("advanced", ["data.train_subset=2000", "train.epochs=2", "data.batch_size=250", "eval.tta=none"], 0.35),
 ]
 
 

@@ -60,7 +60,8 @@ def test_micro_batches_keep_the_bn_statistics_horizon(tiny_cfg, tmp_path):
 
 @pytest.mark.parametrize("precision,expected", [("fp32", 128), ("bf16", 0)])
 def test_micro_batch_auto_only_for_fp32_on_cpu(tiny_cfg, tmp_path, precision, expected):
-    cfg = tiny_cfg("advanced", "data.batch_size=300", f"runtime.precision={precision}", *SMALL_ADVANCED[1:])
+    # 130 images: one more than a pass of 128 in fp32 (128 + 2), one pass in bf16
+    cfg = tiny_cfg("advanced", "data.batch_size=130", f"runtime.precision={precision}", *SMALL_ADVANCED[1:])
     run = build_run(cfg, tmp_path)
     assert run.micro_batch == expected
     x, y = next(run.train_loader.epoch(0))
