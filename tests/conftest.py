@@ -21,6 +21,16 @@ TINY = [
 ]
 
 
+# The longest files (minutes each on 2 cores), started first: under `make test` a worker takes a whole file, and
+# one of these left for last would run alone while the other cores idle.
+LONG_FILES = ("test_real_data.py", "test_notebooks.py", "test_commands_report.py", "test_cli.py", "test_parallel.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: file order kept otherwise
+
+
 def make_synthetic(
     root: Path, n_train_per_batch: int = 100, n_test: int = 100, seed: int = 0, learnable: bool = True
 ) -> Path:
