@@ -5,7 +5,6 @@
 # then its record (without checkpoints) joins results/stages/ for the report.
 export CIFAR10_DIR=${CIFAR10_DIR:-/work/shared/data/cifar-10-batches-py}
 src=${SRC:-/tmp/ci/main}
-repo=$(cd "$(dirname "$0")/../.." && pwd)
 out=${OUT:-/work/runs/stage3}
 cd "$src" && source .venv/bin/activate
 for seed in 1 2; do
