@@ -132,7 +132,8 @@ def test_dev_table_families_averages_severities_and_seeds_and_marks_seen(tmp_pat
         }
 
     path = tmp_path / "a.dev.json"
-    path.write_text(json.dumps({"name": "a", "runs": [run([0.2, 0.4], [0.9, 0.7]), run([0.6, 0.8], [0.5, 0.5])]}))
+    runs = [run([0.2, 0.4], [0.9, 0.7]), run([0.6, 0.8], [0.5, 0.5])]
+    path.write_text(json.dumps({"name": "a", "overrides": [], "epochs": 2, "runs": runs}))
     lines = dev_table.family_table([path]).splitlines()
     assert lines[0] == "| family | a |"
     assert lines[2] == "| gaussian_noise | 50.0* |"  # mean of 0.3 and 0.7, seen in training
@@ -180,3 +181,30 @@ def test_frontier_scores_every_recipe_on_the_families_none_trained_on(tmp_path):
     )
     with pytest.raises(UserError, match="no corruption scores"):
         frontier.load([str(tmp_path / "bad.dev.json")])
+
+
+@pytest.mark.parametrize(
+    "argv, code, says",
+    [
+        (["real_files.py", "{tmp}/no_run"], 1, "no checkpoint"),
+        (["real_files.py", "{tmp}/no_run", "--n", "0"], 1, "--n must be at least 1"),
+        (["selective_tta.py", "{tmp}/no_run"], 1, "no checkpoint"),
+        (["selective_tta.py", "{tmp}/no_run", "--fractions", "0"], 1, "--fractions must lie in (0, 1]"),
+        (["dev_table.py", "{tmp}/no.dev.json"], 1, "not a dev bench file"),
+        (["dev_table.py", "{tmp}/broken.dev.json"], 1, "not a dev bench file"),
+        (["frontier.py", "{tmp}/broken.dev.json", "--out", "{tmp}/f.png"], 1, "not a dev bench file"),
+        (["bn_recalibrate.py", "{tmp}/no.dev.json", "--out", "{tmp}/b.json"], 1, "not a dev bench file"),
+        (["profile_step.py", "no_such_preset"], 2, "unknown preset 'no_such_preset'"),
+        (["profile_step.py", "advanced", "--steps", "0"], 1, "--steps must be at least 1"),
+    ],
+)
+def test_every_tool_answers_a_bad_input_with_one_error_line(tmp_path, argv, code, says):
+    (tmp_path / "broken.dev.json").write_text('{"runs": [')  # cut off mid-write
+    out = tmp_path / "b.json"
+    out.write_text("kept")  # a result written before must survive the failed call
+    args = [a.format(tmp=tmp_path) for a in argv]
+    run = subprocess.run([sys.executable, str(TOOLS / args[0]), *args[1:]], capture_output=True, text=True)
+    assert run.returncode == code, run.stderr
+    assert run.stderr.startswith("error: ") and says in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert out.read_text() == "kept"

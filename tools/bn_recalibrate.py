@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import torch
 import torch.nn as nn
@@ -21,7 +20,7 @@ from cifarlab.checkpoint import model_from_checkpoint
 from cifarlab.commands.bench import DEV_VAL_SIZE, read_dev, score_on_validation
 from cifarlab.config import resolve
 from cifarlab.data import load_cifar10, locate
-from cifarlab.errors import UserError
+from cifarlab.errors import UserError, exit_code
 from cifarlab.hardware import select_device, select_precision
 from cifarlab.io import atomic_write_text
 from cifarlab.metrics import paired_difference
@@ -84,12 +83,9 @@ def main(argv=None) -> None:
     p.add_argument("--data", default=None)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    try:
-        if a.images < 1:
-            raise UserError(f"--images must be at least 1, got {a.images}")
-        rows = probe(a.bench, a.images, a.robust_n, a.data)
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    if a.images < 1:
+        raise UserError(f"--images must be at least 1, got {a.images}")
+    rows = probe(a.bench, a.images, a.robust_n, a.data)
     result = {"bench": a.bench, "images": a.images, "robust_n": a.robust_n, "runs": rows, "after_minus_before":
               summary(rows)}  # fmt: skip
     atomic_write_text(a.out, json.dumps(result, indent=1) + "\n")
@@ -97,4 +93,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(exit_code(main))

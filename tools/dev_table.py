@@ -9,12 +9,11 @@ reference recipe.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
-from cifarlab.commands.bench import dev_compare, family_mean
-from cifarlab.errors import UserError
+from cifarlab.commands.bench import dev_compare, family_mean, read_dev
+from cifarlab.errors import UserError, exit_code
 
 
 def cell(values: list[float]) -> str:
@@ -25,7 +24,7 @@ def cell(values: list[float]) -> str:
 
 
 def row(path: Path) -> str:
-    d = json.loads(path.read_text())
+    d = read_dev(path)
     runs = d["runs"]
     rob = runs[0].get("robustness") or {}
     n_fam = len(rob.get("per_corruption", {}))
@@ -42,7 +41,7 @@ def row(path: Path) -> str:
 
 def family_table(paths: list[Path]) -> str:
     """Mean accuracy per corruption family (severities and seeds averaged), one column per recipe; * marks seen."""
-    data = [json.loads(p.read_text()) for p in paths]
+    data = [read_dev(p) for p in paths]
     fams = list(data[0]["runs"][0]["robustness"]["per_corruption"])
     lines = ["| family | " + " | ".join(d["name"] for d in data) + " |", "|---|" + "---:|" * len(data)]
     for f in fams:
@@ -55,12 +54,12 @@ def family_table(paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dev_json", nargs="+", type=Path)
     ap.add_argument("--against", type=Path, help="the reference recipe's dev.json for paired differences")
     ap.add_argument("--families", action="store_true", help="also print the mean accuracy per corruption family")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     print("| recipe | overrides | epochs | val acc (TTA) | val acc (one view) | held-out corruptions (families) | "
           "seen (families) | wall / run | corrupted images | seeds |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -76,8 +75,8 @@ def main() -> None:
                     print(f"    {p.name}: {e}")
     if args.families:
         print()
-        print(family_table([p for p in args.dev_json if json.loads(p.read_text())["runs"][0].get("robustness")]))
+        print(family_table([p for p in args.dev_json if read_dev(p)["runs"][0].get("robustness")]))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(exit_code(main))

@@ -9,10 +9,9 @@ family it trained on), mean and seed spread per recipe. Prints a markdown table 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from cifarlab.commands.bench import family_mean, read_dev
-from cifarlab.errors import UserError
+from cifarlab.errors import UserError, exit_code
 from cifarlab.metrics import mean_std
 from cifarlab.plots import pyplot
 
@@ -80,15 +79,12 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="the figure (.png)")
     p.add_argument("--title", default="clean vs held-out corruption accuracy (mean ± sd over seeds)")
     a = p.parse_args(argv)
-    try:
-        families, rows = points(load(a.bench))
-        if not families:
-            raise UserError("these recipes share no held-out family: compare recipes that leave some out")
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    families, rows = points(load(a.bench))
+    if not families:
+        raise UserError("these recipes share no held-out family: compare recipes that leave some out")
     plot(rows, len(families), a.out, a.title)
     print(table(families, rows))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(exit_code(main))

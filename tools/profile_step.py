@@ -21,6 +21,8 @@ from pathlib import Path
 from torch.profiler import ProfilerActivity, profile
 
 from cifarlab.config import apply_overrides, load_preset
+from cifarlab.errors import UserError, exit_code
+from cifarlab.io import atomic_write_text
 from cifarlab.optim import lr_factor, set_lr
 from cifarlab.train import build_run
 
@@ -92,6 +94,8 @@ def main(argv=None) -> int:
     p.add_argument("--data")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        raise UserError(f"--steps must be at least 1 and --warmup at least 0, got {args.steps} and {args.warmup}")
     cfg = apply_overrides(load_preset(args.preset), args.set)
     with tempfile.TemporaryDirectory() as tmp:
         t = build_run(cfg, out=tmp, data_path=args.data)
@@ -129,11 +133,9 @@ def main(argv=None) -> int:
         print(f"  ops    {k:<45} {100 * v:5.1f}%")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = args.out.with_suffix(".tmp")
-        tmp_out.write_text(json.dumps(result, indent=1) + "\n")
-        tmp_out.replace(args.out)
+        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(exit_code(main))

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from cifarlab.commands.bench import results_table
-from cifarlab.errors import UserError
+from cifarlab.errors import UserError, exit_code
 from cifarlab.io import atomic_write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -30,14 +30,10 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print("usage: python tools/readme_table.py README.md BENCH_JSON...", file=sys.stderr)
         return 2
-    try:
-        update_readme(Path(argv[0]), results_table([Path(p) for p in argv[1:]]))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    update_readme(Path(argv[0]), results_table([Path(p) for p in argv[1:]]))
     print(f"wrote the results table into {argv[0]}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(exit_code(lambda: main(sys.argv[1:])))

@@ -26,6 +26,7 @@ from cifarlab.checkpoint import config_of
 from cifarlab.checkpoint import load as load_checkpoint
 from cifarlab.commands.predict import predict
 from cifarlab.data import CLASSES, load_cifar10, locate, split_train_val
+from cifarlab.errors import UserError, exit_code
 from cifarlab.io import atomic_write_text
 from cifarlab.rundir import recorded_source
 
@@ -77,7 +78,8 @@ def measure(run: Path, split: str, n: int, data_path: str | None, formats=DEFAUL
                 write(img, paths[-1])
             t = time.perf_counter()
             results, errors = predict(str(run), [str(p) for p in paths], top_k=1, calibrate=False)
-            assert not errors, errors[:3]
+            if errors:
+                raise UserError(f"predict refused a file it was given: {errors[0]}")
             pred = [CLASSES.index(r["top"][0]["class"]) for r in results]
             correct = np.array(pred) == y.numpy()
             row[name] = float(correct.mean())
@@ -88,7 +90,7 @@ def measure(run: Path, split: str, n: int, data_path: str | None, formats=DEFAUL
     return row
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--split", choices=["test", "val"], default="test")
@@ -96,7 +98,9 @@ def main() -> None:
     ap.add_argument("--data", help="CIFAR-10 folder (default: the run's)")
     ap.add_argument("--out", type=Path, help="JSON file to write")
     ap.add_argument("--formats", nargs="+", choices=list(FORMATS), default=DEFAULT_FORMATS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
     rows = []
     for run in args.runs:
         rows.append(measure(run, args.split, args.n, args.data, args.formats))
@@ -107,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(exit_code(main))

@@ -17,6 +17,7 @@ import torch
 
 from cifarlab.checkpoint import model_from_checkpoint
 from cifarlab.data import Loader, load_cifar10, locate
+from cifarlab.errors import UserError, exit_code
 from cifarlab.hardware import select_precision
 from cifarlab.inference import predict_logits
 from cifarlab.io import atomic_write_text
@@ -47,6 +48,8 @@ def main(argv=None) -> int:
     p.add_argument("--data")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    if not all(0 < f <= 1 for f in args.fractions):
+        raise UserError(f"--fractions must lie in (0, 1], got {args.fractions}")
     rows = []
     for run in args.runs:
         for row in measure(run, args.fractions, args.data):
@@ -59,4 +62,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(exit_code(main))

@@ -17,10 +17,10 @@ from .commands.info import info
 from .commands.predict import predict
 from .commands.report import compare, report, writable_dir
 from .commands.schema import schema
-from .commands.train import INTERRUPTED, train_command
+from .commands.train import train_command
 from .commands.tune import PRUNERS, open_study, show, tune
 from .config import choices, list_presets
-from .errors import ConfigError, UserError
+from .errors import ConfigError, UserError, exit_code
 from .rundir import read_ablation
 
 
@@ -203,18 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    try:
-        return COMMANDS[args.command](args) or 0
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return INTERRUPTED
-    except OSError as e:  # a full disk, a permission, a path that cannot exist: the machine's state, not a bug
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}; check the path, its permissions and the free space", file=sys.stderr)
-        return 1
+    return exit_code(lambda: COMMANDS[args.command](args))
 
 
 # -------------------------------------------------------------------------------------- commands

@@ -1,4 +1,12 @@
-"""The errors a user can fix. The CLI prints one as a single line and exits with its code; never a traceback."""
+"""The errors a user can fix. The CLI and the tools print one as a single line and exit with its code; never a
+traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or a signal (the shell's 128 + SIGINT)
 
 
 class UserError(Exception):
@@ -27,3 +35,20 @@ class TrainingError(UserError):
 
 class ImageError(UserError):
     """A user's image that cannot be read."""
+
+
+def exit_code(main: Callable[[], int | None]) -> int:
+    """Run a program's body and return its exit code: a user's mistake or the machine's state (a full disk, a
+    missing path) becomes one `error:` line on stderr, so that `cifarlab` and every tool fail alike."""
+    try:
+        return main() or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except OSError as e:  # a full disk, a permission, a path that cannot exist: the machine's state, not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}; check the path, its permissions and the free space", file=sys.stderr)
+        return 1

@@ -6,11 +6,9 @@ from pathlib import Path
 
 from ..callbacks import default_callbacks
 from ..config import resolve
-from ..errors import ConfigError
+from ..errors import INTERRUPTED, ConfigError
 from ..parallel import from_env
 from ..train import build_run, resume_run
-
-INTERRUPTED = 130  # the exit code of a run stopped by a signal (checkpoint saved)
 
 
 def train_command(
