@@ -208,6 +208,45 @@ def test_report_leaves_the_ablation_variants_out(stage_runs, tiny_data, tmp_path
         report(tmp_path / "empty", tmp_path / "out")
 
 
+def test_runs_evaluated_on_different_suites_are_compared_on_the_suite_they_share(stage_runs, tiny_data, tmp_path):
+    """A run evaluated with `--corruptions` / `--severities` narrows the report's robustness section to what every
+    run scored (it stopped with an IndexError before); `evaluate` draws its figure at the severities it ran."""
+    root = tmp_path / "runs"
+    for d in stage_runs[:2]:  # the baseline's two seeds, scored on all 19 families x 5 severities
+        shutil.copytree(d, root / d.name)
+    narrowed = root / stage_runs[1].name
+    ev = evaluate_run(str(narrowed), str(tiny_data), robustness_n=30, speed=False,
+                      corruptions=["fog", "gaussian_noise"], severities=[4, 2])  # fmt: skip
+    assert (narrowed / "robustness.png").is_file()
+    html_path, md_path = compare(sorted(root.iterdir()), tmp_path / "out", str(tiny_data))
+    md = md_path.read_text()
+    assert "severities 2,4): baseline" in md and "Accuracy drop at severity 4 (points" in md
+    table = md[md.index("Accuracy drop at severity 4") :]
+    assert "| preset | gaussian_noise | fog |" in table  # the families every run scored, in the suite's order
+    full = json.loads((root / stage_runs[0].name / "evaluation.json").read_text())["robustness"]
+    fog_mean = (full["per_corruption"]["fog"][1] + full["per_corruption"]["fog"][3]
+                + sum(ev.robustness["per_corruption"]["fog"])) / 4  # fmt: skip
+    noise = [full["per_corruption"]["gaussian_noise"][i] for i in (1, 3)] + ev.robustness["per_corruption"][
+        "gaussian_noise"
+    ]
+    want = 100 * (2 * fog_mean + sum(noise) / 2) / 4  # both families held out by the baseline: their mean
+    got = float(re.search(r"severities 2,4\): baseline ([\d.]+)%", md).group(1))
+    assert got == pytest.approx(want, abs=0.006)
+
+
+def test_common_suite_cuts_records_to_shared_families_and_severities():
+    from cifarlab.inference import common_suite
+
+    a = {"per_corruption": {"fog": [0.9, 0.8, 0.7, 0.6, 0.5], "snow": [0.5] * 5}, "severities": [1, 2, 3, 4, 5],
+         "seen": ["snow"]}  # fmt: skip
+    b = {"per_corruption": {"fog": [0.2, 0.4]}, "severities": [4, 2], "seen": []}
+    cut_a, cut_b = common_suite([a, b])
+    assert cut_a["per_corruption"] == {"fog": [0.8, 0.6]} and cut_a["severities"] == [2, 4]
+    assert cut_b["per_corruption"] == {"fog": [0.4, 0.2]}  # reordered to the shared order of severities
+    assert cut_a["held_out_acc"] == pytest.approx(0.7) and cut_a["seen_acc"] is None and cut_a["seen"] == []
+    assert common_suite([a, {"per_corruption": {"frost": [0.1]}, "severities": [3]}]) == []
+
+
 def test_report_in_headless_chromium(report, tmp_path):
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:

@@ -162,6 +162,22 @@ def robustness_means(per_corruption: dict, seen=()) -> dict:
     }
 
 
+def common_suite(robs: list[dict]) -> list[dict]:
+    """The robustness records cut to the families and severities that all of them scored, with their means
+    recomputed, so that runs evaluated on narrowed suites (`--corruptions`, `--severities`) compare like for
+    like; [] when they share none."""
+    families = [f for f in robs[0]["per_corruption"] if all(f in r["per_corruption"] for r in robs)]
+    sevs = [s for s in robs[0].get("severities", SEVERITIES) if all(s in r.get("severities", SEVERITIES) for r in robs)]
+    if not families or not sevs:
+        return []
+    out = []
+    for r in robs:
+        at = [list(r.get("severities", SEVERITIES)).index(s) for s in sevs]
+        per = {f: [r["per_corruption"][f][i] for i in at] for f in families}
+        out.append({**r, "per_corruption": per, "severities": sevs, **robustness_means(per, r.get("seen", ()))})
+    return out
+
+
 @torch.no_grad()
 def throughput(model, device, dtype=None, batch_sizes=(1, 256), seconds: float = 2.0, channels_last=True) -> dict:
     """Inference images per second for requests of each batch size through `infer` (after warm-up); on an fp32

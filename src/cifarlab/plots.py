@@ -97,7 +97,8 @@ def robustness_figure(rob_list: list[tuple[str, dict]]):
     fig, axes = plt.subplots(1, len(names), figsize=(2.4 * len(names), 2.8), sharey=True, squeeze=False)
     for ax, cname in zip(axes[0], names):
         for label, rob in rob_list:
-            ax.plot(range(1, 6), [100 * a for a in rob["per_corruption"][cname]], "o-", label=label)
+            sevs = rob.get("severities", range(1, 6))  # the severities run (`--severities` narrows them)
+            ax.plot(sevs, [100 * a for a in rob["per_corruption"][cname]], "o-", label=label)
         ax.set(title=cname, xlabel="severity", xticks=range(1, 6))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%)")
@@ -257,7 +258,8 @@ def per_class_figure(groups: list[tuple[str, dict, dict]], classes):
 
 
 def robustness_groups_figure(groups: list[tuple[str, list[dict]]]):
-    """Accuracy per corruption and severity: (preset, robustness dict of each seed) each; seeds thin, mean thick."""
+    """Accuracy per corruption and severity: (preset, robustness dict of each seed) each, all on one suite
+    (`inference.common_suite`); seeds thin, mean thick."""
     plt = pyplot()
     colors = preset_colors([g[0] for g in groups])
     names = list(groups[0][1][0]["per_corruption"])
@@ -266,11 +268,11 @@ def robustness_groups_figure(groups: list[tuple[str, list[dict]]]):
     fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.5 * rows), sharey=True, squeeze=False)
     for ax, cname in zip(axes.flat, names):
         for preset, robs in groups:
+            sevs = robs[0].get("severities", range(1, 6))
             curves = [[100 * a for a in r["per_corruption"][cname]] for r in robs]
             for curve in curves:
-                ax.plot(range(1, len(curve) + 1), curve, color=colors[preset], lw=0.8, alpha=0.45)
-            mean = _mean(curves)
-            ax.plot(range(1, len(mean) + 1), mean, color=colors[preset], lw=2.4, label=preset)
+                ax.plot(sevs, curve, color=colors[preset], lw=0.8, alpha=0.45)
+            ax.plot(sevs, _mean(curves), color=colors[preset], lw=2.4, label=preset)
         ax.set(title=cname, xticks=range(1, 6))
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(names) :]:

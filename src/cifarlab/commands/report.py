@@ -17,8 +17,10 @@ import torch
 
 from ..config import STAGES
 from ..data import load_cifar10, locate
+from ..data.corruptions import SEVERITIES
 from ..errors import UserError
 from ..hardware import machine_label
+from ..inference import common_suite
 from ..io import atomic_write_text
 from ..metrics import accuracy_cell, bootstrap_accuracy, mcnemar, mean_std, p_value_cell
 from ..plots import (
@@ -203,21 +205,39 @@ def _time_ratio(prev: Group, g: Group) -> str:
     return f"at {statistics.fmean(g.walls) / max(1e-9, statistics.fmean(prev.walls)):.2f}× the wall time"
 
 
-def accuracy_drops(groups: list[Group], severity: int = SEVERITY) -> tuple[list[str], list[str], list[list[float]]]:
-    """(presets, corruptions, drop in points per preset and corruption at `severity`, mean over seeds)."""
-    rob = [(g.preset, [e.robustness for e in g.evals if e.robustness]) for g in groups]
-    rob = [(p, rs) for p, rs in rob if rs]
+def robustness_by_preset(groups: list[Group]) -> list[tuple[str, list[dict]]]:
+    """(preset, its runs' robustness records) for the presets evaluated on corruptions, every record cut to the
+    families and severities that all of them scored (a run evaluated on a narrowed suite narrows the report)."""
+    robs = [(g.preset, [e.robustness for e in g.evals if e.robustness]) for g in groups]
+    robs = [(p, rs) for p, rs in robs if rs]
+    common = common_suite([r for _, rs in robs for r in rs]) if robs else []
+    it = iter(common)
+    return [(p, [next(it) for _ in rs]) for p, rs in robs] if common else []
+
+
+def heatmap_severity(robs: list[tuple[str, list[dict]]]) -> int:
+    """SEVERITY where the suite has it, else its middle severity."""
+    sevs = robs[0][1][0].get("severities", [SEVERITY])
+    return SEVERITY if SEVERITY in sevs else sevs[len(sevs) // 2]
+
+
+def accuracy_drops(groups: list[Group]) -> tuple[list[str], list[str], list[list[float]], int]:
+    """(presets, corruptions, drop in points per preset and corruption at the heat map's severity, mean over
+    seeds, that severity)."""
+    rob = robustness_by_preset(groups)
     if not rob:
-        return [], [], []
+        return [], [], [], SEVERITY
+    severity = heatmap_severity(rob)
+    at = list(rob[0][1][0].get("severities", SEVERITIES)).index(severity)
     corruptions = list(rob[0][1][0]["per_corruption"])
     drops = [
         [
-            100 * statistics.fmean(r["clean_acc_same_images"] - r["per_corruption"][c][severity - 1] for r in rs)
+            100 * statistics.fmean(r["clean_acc_same_images"] - r["per_corruption"][c][at] for r in rs)
             for c in corruptions
         ]
         for _, rs in rob
     ]
-    return [p for p, _ in rob], corruptions, drops
+    return [p for p, _ in rob], corruptions, drops, severity
 
 
 def ablation_effects(ablation: list[AblationRow]) -> list[tuple[str, str, int, float, float, float | None]]:
@@ -336,12 +356,12 @@ def _p_bound(p: float) -> str:
 
 
 def _robustness_section(groups: list[Group], sections: list, md: list) -> None:
-    presets, corruptions, drops = accuracy_drops(groups)
+    presets, corruptions, drops, severity = accuracy_drops(groups)
     if not presets:
         return
-    figs = [fig_png(drop_heatmap_figure(presets, corruptions, drops, SEVERITY))]
-    robs = [(g.preset, [e.robustness for e in g.evals if e.robustness]) for g in groups]
-    figs.append(fig_png(robustness_groups_figure([(p, rs) for p, rs in robs if rs])))
+    figs = [fig_png(drop_heatmap_figure(presets, corruptions, drops, severity))]
+    robs = robustness_by_preset(groups)
+    figs.append(fig_png(robustness_groups_figure(robs)))
     worst = [f"{p}: {corruptions[max(range(len(d)), key=d.__getitem__)]}" for p, d in zip(presets, drops)]
     header = ["preset", "held-out corruptions (families)", "seen in training (families)", "all families",
               "clean acc (same images, one view)"]  # fmt: skip
@@ -350,14 +370,14 @@ def _robustness_section(groups: list[Group], sections: list, md: list) -> None:
          _mean_cell(rs, "seen_acc", lambda r: len(r.get("seen", []))),
          f"{100 * statistics.fmean(r['mean_corruption_acc'] for r in rs):.2f}%",
          f"{100 * statistics.fmean(r['clean_acc_same_images'] for r in rs):.2f}%"]
-        for p, rs in robs if rs
+        for p, rs in robs
     ]  # fmt: skip
     drop_header = ["preset"] + corruptions
     drop_rows = [[p] + [f"{v:.1f}" for v in d] for p, d in zip(presets, drops)]
-    text = f"<p>Hurts most at severity {SEVERITY}: {html.escape('; '.join(worst))}.</p>"
+    text = f"<p>Hurts most at severity {severity}: {html.escape('; '.join(worst))}.</p>"
     sections.append(("Robustness", text + _html_table(header, rows), figs))
     md += ["## Robustness", "", _md_table(header, rows), "",
-           f"Accuracy drop at severity {SEVERITY} (points, clean minus corrupted):", "",
+           f"Accuracy drop at severity {severity} (points, clean minus corrupted):", "",
            _md_table(drop_header, drop_rows), ""]  # fmt: skip
 
 
@@ -371,14 +391,17 @@ def _mean_cell(robs: list[dict], key: str, count) -> str:
 
 def robustness_headline(groups: list[Group]) -> list[str]:
     """Each preset's held-out corruption accuracy (families its training never saw), the robustness headline."""
-    parts = []
-    for g in groups:
-        rs = [e.robustness for e in g.evals if e.robustness and e.robustness.get("held_out_acc") is not None]
-        if rs:
+    parts, robs = [], robustness_by_preset(groups)
+    for preset, rs in robs:
+        if all(r.get("held_out_acc") is not None for r in rs):
             held = len(rs[0]["per_corruption"]) - len(rs[0].get("seen", []))
-            parts.append(f"{g.preset} {100 * statistics.fmean(r['held_out_acc'] for r in rs):.2f}% ({held} families)")
-    return [f"Held-out corruption accuracy (CIFAR-10-C families the training never produced, severities 1-5): "
-            f"{'; '.join(parts)}."] if parts else []  # fmt: skip
+            parts.append(f"{preset} {100 * statistics.fmean(r['held_out_acc'] for r in rs):.2f}% ({held} families)")
+    if not parts:
+        return []
+    sevs = robs[0][1][0].get("severities", list(SEVERITIES))
+    sev = "1-5" if list(sevs) == list(SEVERITIES) else ",".join(map(str, sevs))
+    return [f"Held-out corruption accuracy (CIFAR-10-C families the training never produced, severities {sev}): "
+            f"{'; '.join(parts)}."]  # fmt: skip
 
 
 def _calibration_section(groups: list[Group], sections: list, md: list) -> None:
