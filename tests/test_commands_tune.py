@@ -68,11 +68,15 @@ def test_six_trials_and_the_bad_lr_is_pruned(space, tiny_data, tmp_path, capsys)
     assert main(["tune", "--show", "s", "--out", str(out)]) == 0
     board = capsys.readouterr().out
     assert "pruned" in board and "complete" in board and board.count("\n") >= 8
-    # the report's study section: leaderboard and Optuna's figures; search trials are left out of the runs
-    assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--study", "s",
-                 "--storage", f"sqlite:///{out / 's.db'}"]) == 0  # fmt: skip
+    # the report's study section: leaderboard and Optuna's figures; search trials are left out of the runs.
+    # `report DIR --study S` finds S.db in DIR, where `tune --out DIR` wrote it (it looked in runs/tune only)
+    assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--study", "s"]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
     assert 'id="study-s"' in html and html.count("data:image/png;base64,") >= 2
+    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(tmp_path / "rep2"), "--study", "t"]) == 1
+    assert f"no study 't' in {out / 't.db'} or runs/tune/t.db" in capsys.readouterr().err
+    assert not (out / "t.db").exists() and not (tmp_path / "rep2").exists()  # nothing left behind
 
 
 def _tune_cmd(space, tiny_data, out, *extra):

@@ -18,7 +18,7 @@ from .commands.predict import predict
 from .commands.report import compare, report, writable_dir
 from .commands.schema import schema
 from .commands.train import train_command
-from .commands.tune import PRUNERS, open_study, show, tune
+from .commands.tune import PRUNERS, saved_study, show, tune
 from .config import choices, list_presets
 from .errors import ConfigError, UserError, exit_code
 from .rundir import read_ablation
@@ -128,11 +128,11 @@ def _add_reports(sub) -> None:
 
 def _study_options(sp) -> None:
     sp.add_argument("--study", help="add the section of a `cifarlab tune` study (leaderboard, history, importances)")
-    sp.add_argument("--storage", help="the study's storage (default: runs/tune/STUDY.db)")
+    sp.add_argument("--storage", help="the study's storage (default: STUDY.db in the reported folder, else runs/tune)")
 
 
-def _study(args):
-    return open_study(args.study, args.storage, Path("runs/tune"), create=False) if args.study else None
+def _study(args, *folders: str):
+    return saved_study(args.study, args.storage, [*map(Path, folders), Path("runs/tune")]) if args.study else None
 
 
 def _add_ablate(sub) -> None:
@@ -290,7 +290,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    html_path, md_path, n = report(Path(args.runs_dir), Path(args.out), args.data, _study(args))
+    html_path, md_path, n = report(Path(args.runs_dir), Path(args.out), args.data, _study(args, args.runs_dir))
     print(f"wrote {html_path} and {md_path} ({n} runs)")
     return 0
 

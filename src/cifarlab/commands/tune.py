@@ -128,6 +128,18 @@ def _param(key: str, spec, path: Path) -> Param:
 
 
 # ------------------------------------------------------------------------------------------- the study
+def saved_study(name: str, storage: str | None, folders: list[Path]):
+    """A finished study for a report: from `storage`, else NAME.db in the first of `folders` that holds one (the
+    folder reported, where `tune --out` put it, then the default runs/tune)."""
+    if storage:
+        return open_study(name, storage, folders[0], create=False)
+    for folder in folders:
+        if (Path(folder) / f"{name}.db").exists():
+            return open_study(name, None, Path(folder), create=False)
+    tried = " or ".join(str(Path(f) / f"{name}.db") for f in dict.fromkeys(map(str, folders)))
+    raise UserError(f"no study '{name}' in {tried}: give the --study and --storage it ran with")
+
+
 def open_study(name: str, storage: str | None, out: Path, pruner: str = "median", create: bool = True):
     """The study `name` in `storage` (default: OUT/NAME.db), created when absent (with `create`)."""
     optuna = load_optuna()
