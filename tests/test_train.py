@@ -114,6 +114,26 @@ def test_training_without_a_validation_split(tiny_cfg, tmp_path):
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
 
 
+@pytest.mark.parametrize("keep, epoch", [("best", 1), ("last", 3)])
+def test_checkpoint_key_picks_the_epoch_best_pt_holds(tiny_cfg, tmp_path, monkeypatch, keep, epoch):
+    """Validation accuracy falling epoch by epoch: `best` keeps epoch 1 in best.pt, `last` the final weights; the
+    summary's best_epoch, best_val_acc and test row are those of the epoch kept."""
+    from cifarlab.train import Trainer
+
+    val_accs, real = iter([0.5, 0.4, 0.3]), Trainer.evaluate
+
+    def evaluate(self, loader, tta="none"):
+        loss, acc, logits, y = real(self, loader, tta)
+        return (loss, next(val_accs), logits, y) if loader is self.val_loader else (loss, acc, logits, y)
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    run_dir, s = train(tiny_cfg("baseline", "train.epochs=3", f"train.checkpoint={keep}"), tmp_path)
+    assert s.best_epoch == epoch and s.best_val_acc == pytest.approx({1: 0.5, 3: 0.3}[epoch])
+    best, last = checkpoint.load(run_dir / "best.pt"), checkpoint.load(run_dir / "last.pt")
+    same = all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    assert same == (keep == "last") and best["state"]["epoch"] == epoch
+
+
 def test_same_seed_same_metrics(tiny_cfg, tmp_path):
     cfg = tiny_cfg("advanced", "train.epochs=1", *SMALL_ADVANCED)
     _, a = train(cfg, tmp_path / "a")

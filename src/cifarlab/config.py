@@ -116,6 +116,10 @@ class TrainConfig:
     # Hard-example selection: forward the whole batch without gradients, then train on this fraction of it
     # with the highest loss (1 = every image).
     select_fraction: float = 1.0
+    # Which epoch best.pt holds, the checkpoint that the test row, evaluate, predict and export serve: "best" =
+    # the top validation accuracy; "last" = the final weights, for schedules that anneal the lr to zero, where
+    # the argmax over a small split's noisy epochs can pick an earlier, worse one (docs/experiments.md).
+    checkpoint: Literal["best", "last"] = "best"
 
 
 @dataclass
@@ -170,7 +174,12 @@ def recipe(cfg: Config) -> dict:
 # Keys added since fingerprints were first recorded, at the value that leaves a recipe as it was. The fingerprint
 # leaves such a key out at that value, so adding a lever does not rename every recipe recorded before it (a test
 # re-resolves the recipes in results/ and fails when a new key is missing here).
-ADDED_KEYS = {"data.augment.augmix": 0.0, "data.augment.robust_until": 0.0, "data.augment.jpeg_quality": [20, 95]}
+ADDED_KEYS = {
+    "data.augment.augmix": 0.0,
+    "data.augment.robust_until": 0.0,
+    "data.augment.jpeg_quality": [20, 95],
+    "train.checkpoint": "best",
+}
 
 
 def recipe_fingerprint(rec: dict) -> str:

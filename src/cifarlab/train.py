@@ -387,7 +387,8 @@ class Trainer:
         rec = epoch_record(self, loss_sum, correct, seen, val_loss, val_acc, time.time() - t)
         s.history.append(dataclasses.asdict(rec))
         s.epoch, s.step_in_epoch, s.loss_sum, s.correct, s.seen = s.epoch + 1, 0, 0.0, 0.0, 0
-        improved = val_acc is not None and val_acc > s.best_val_acc
+        keep_last = self.cfg.train.checkpoint == "last"
+        improved = val_acc is not None and (keep_last or val_acc > s.best_val_acc)
         s.best_val_acc = val_acc if improved else s.best_val_acc
         self._save("last.pt")
         if improved or self.val_loader is None:
@@ -399,8 +400,8 @@ class Trainer:
         self._emit("on_epoch_end", EpochEnd(rec, self.history, self.request_stop))
 
     def finish(self, test: bool = True, status: str = "completed") -> Summary:
-        """Evaluate the best checkpoint (by validation accuracy) on the test set; write summary.json. Without
-        `test` (a search trial, chosen on validation accuracy) the test set is not looked at."""
+        """Evaluate best.pt (`train.checkpoint`: by validation accuracy, or the last epoch) on the test set; write
+        summary.json. Without `test` (a search trial, chosen on validation accuracy) the test set is not looked at."""
         if self.dist is not None:
             self.dist.barrier()
         best = self.dir / ("best.pt" if (self.dir / "best.pt").exists() else "last.pt")
@@ -532,11 +533,12 @@ def checkpoint_state(t: Trainer) -> dict:
     return st
 
 
-def _best_epoch(history: list[dict], has_val: bool) -> int | None:
-    """The epoch best.pt holds: the first with the top validation accuracy, or the last without a split."""
+def _best_epoch(history: list[dict], by_val: bool) -> int | None:
+    """The epoch best.pt holds: the first with the top validation accuracy, or the last (no split, or
+    `train.checkpoint: last`)."""
     if not history:
         return None
-    return max(history, key=lambda r: r["val_acc"])["epoch"] if has_val else history[-1]["epoch"]
+    return max(history, key=lambda r: r["val_acc"])["epoch"] if by_val else history[-1]["epoch"]
 
 
 def make_summary(t: Trainer, test_loss, test_acc, test_eval_time) -> Summary:
@@ -547,7 +549,7 @@ def make_summary(t: Trainer, test_loss, test_acc, test_eval_time) -> Summary:
         test_loss=test_loss,
         tta=t.cfg.eval.tta,
         best_val_acc=s.best_val_acc if s.best_val_acc >= 0 else None,
-        best_epoch=_best_epoch(hist, t.val_loader is not None),
+        best_epoch=_best_epoch(hist, t.val_loader is not None and t.cfg.train.checkpoint == "best"),
         epochs=s.epoch,
         epochs_trained=round(s.step / t.steps_per_epoch, 2),
         steps=s.step,

@@ -1,0 +1,62 @@
+"""Does a 1,000-image validation split pick the right checkpoint of a run whose lr anneals to zero? Validation
+figures only (the test set is not read): per run, the last epoch's validation accuracy minus the one before (an
+unbiased paired difference on the same images), and over the bench files how often best.pt held an earlier
+epoch than the last.
+
+    python results/checkpoint_rule/last_vs_previous.py > results/checkpoint_rule/table.md
+"""
+
+import glob
+import json
+import math
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+T95 = {14: 2.145, 13: 2.160, 12: 2.179, 11: 2.201, 10: 2.228}  # Student t, two-sided 95%, by degrees of freedom
+
+
+def curves() -> list[tuple[str, str, list[float]]]:
+    """(run, preset, validation accuracy per epoch) of every committed run with a 1,000-image split."""
+    out = []
+    for m in sorted(glob.glob(str(ROOT / "**" / "metrics.jsonl"), recursive=True)):
+        run = Path(m).parent
+        summary = json.loads((run / "summary.json").read_text())
+        val = [r["val_acc"] for r in map(json.loads, Path(m).read_text().splitlines()) if r.get("val_acc") is not None]
+        if summary.get("n_val") == 1000 and len(val) >= 3:
+            out.append((str(run.relative_to(ROOT)), summary["preset"], val))
+    return out
+
+
+def selections() -> tuple[int, int]:
+    """(runs whose best.pt held an earlier epoch than the last, runs) over the bench files' 1,000-split runs."""
+    seen, early = set(), 0
+    for f in glob.glob(str(ROOT / "**" / "*.bench.json"), recursive=True):
+        for r in json.loads(Path(f).read_text())["runs"]:
+            key = (Path(r["run_dir"]).name, r["seed"], r["best_val_acc"])
+            if r.get("n_val") == 1000 and r.get("best_epoch") and key not in seen:
+                seen.add(key)
+                early += r["best_epoch"] < r["epochs"]
+    return early, len(seen)
+
+
+def main() -> None:
+    rows = curves()
+    print("| run | preset (as named when it ran) | epochs | val, last epoch | val, the one before | "
+          "last minus before (points) |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|")
+    diffs = []
+    for run, preset, val in rows:
+        diffs.append(100 * (val[-1] - val[-2]))
+        print(f"| {run} | {preset} | {len(val)} | {100 * val[-1]:.1f} | {100 * val[-2]:.1f} | {diffs[-1]:+.1f} |")
+    n, mean, sd = len(diffs), statistics.fmean(diffs), statistics.stdev(diffs)
+    half = T95.get(n - 1, 1.96) * sd / math.sqrt(n)
+    early, total = selections()
+    print()
+    print(f"Last minus the epoch before, over {n} runs: {mean:+.2f} points (95% CI {mean - half:+.2f} to "
+          f"{mean + half:+.2f}; sd of one run's difference {sd:.2f}).")  # fmt: skip
+    print(f"best.pt held an earlier epoch than the last in {early} of {total} benched runs with a 1,000-image split.")
+
+
+if __name__ == "__main__":
+    main()
