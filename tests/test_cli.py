@@ -302,6 +302,16 @@ def test_an_os_error_is_one_line(monkeypatch, capsys):
     assert err == want + "\n"
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`cifarlab presets | head -1`: output into a closed pipe stops with SIGPIPE's exit code and no message (it
+    said "error: Broken pipe; check the path, its permissions and the free space")."""
+    proc = subprocess.Popen([sys.executable, "-m", "cifarlab", "presets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc.stdout.close()  # closed before the command prints its first line (importing torch takes longer)
+    err = proc.stderr.read()
+    assert proc.wait() == 141 and err == "", err
+
+
 def test_ablate_refuses_a_preset_with_nothing_to_remove(capsys):
     assert main(["ablate", "baseline"]) == 2
     err = capsys.readouterr().err

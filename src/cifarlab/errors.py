@@ -3,10 +3,12 @@ traceback."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
 INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C or a signal (the shell's 128 + SIGINT)
+BROKEN_PIPE = 141  # the shell's 128 + SIGPIPE: the output's reader closed it
 
 
 class UserError(Exception):
@@ -48,6 +50,9 @@ def exit_code(main: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as a command killed by SIGPIPE does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return BROKEN_PIPE
     except OSError as e:  # a full disk, a permission, a path that cannot exist: the machine's state, not a bug
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}; check the path, its permissions and the free space", file=sys.stderr)
