@@ -100,6 +100,9 @@ def test_bench_end_to_end(tiny_data, tmp_path):
     runs = [run["run_dir"] for run in saved["runs"]]
     again = bench_from_runs("baseline", [runs[1], runs[0]], out=str(tmp_path / "again"))
     assert again.seeds == [0, 1] and again.test_acc == saved["test_acc"] and again.recipe_id == saved["recipe_id"]
+    # its row says what the runs changed of the preset (it said "an earlier recipe": the overrides were lost)
+    again_row = (tmp_path / "again" / "baseline.bench.md").read_text().splitlines()[-1]
+    assert "an earlier recipe" not in again_row and {"data.val_size=0", "train.epochs=1.0"} <= set(again.overrides)
     with pytest.raises(UserError, match="one seed"):
         bench_from_runs("baseline", [runs[0], runs[0]], out=str(tmp_path / "again"))
     with pytest.raises(UserError, match="not 'advanced'"):

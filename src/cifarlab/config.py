@@ -283,6 +283,36 @@ def preset_of(recorded: str, rid: str | None) -> str:
     return recorded if recorded in matches or not matches else matches[0]
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    """A recipe as dotted keys, as `--set` names them (list items of mappings by index)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, x in enumerate(v):
+                out |= _flat(x, f"{prefix}{k}.{i}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def recipe_changes(name: str, rec: dict) -> list[str]:
+    """The `--set KEY=VALUE`s that turn preset `name`'s recipe today into `rec` (a recorded recipe), so that a
+    record of finished runs can say what they ran; keys added since read as their neutral value."""
+    now, then = _flat(recipe(load_preset(name))), _flat({**rec})
+    for key, neutral in ADDED_KEYS.items():
+        then.setdefault(key, neutral)
+    return [f"{k}={_as_set_value(then.get(k))}" for k in sorted(now.keys() | then.keys()) if now.get(k) != then.get(k)]
+
+
+def _as_set_value(v) -> str:
+    """A value as `--set` reads it (YAML): 0.5, jpeg, true, null, [jpeg, noise]."""
+    if isinstance(v, (list, dict)):
+        return yaml.safe_dump(v, default_flow_style=True, width=10**6).strip()
+    return v if isinstance(v, str) else json.dumps(v)
+
+
 def is_earlier_recipe(name: str, rid: str | None) -> bool:
     """Whether a record under a preset's name ran another (or an unrecorded) recipe than the preset's today."""
     return name in preset_recipes() and preset_recipes()[name] != rid

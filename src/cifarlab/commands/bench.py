@@ -12,7 +12,7 @@ import torch
 
 from ..callbacks import default_callbacks
 from ..checkpoint import model_from_checkpoint
-from ..config import STAGES, is_earlier_recipe, recipe, resolve
+from ..config import STAGES, is_earlier_recipe, list_presets, recipe, recipe_changes, resolve
 from ..data import load_cifar10, locate
 from ..data.corruptions import seen_families
 from ..errors import ConfigError, UserError
@@ -70,7 +70,9 @@ def bench_from_runs(preset: str, sources, out="runs/bench") -> BenchResult:
     if len(setups) > 1:  # a mean wall time over two machines or precisions describes neither
         raise UserError(f"the runs were trained on {len(setups)} machines or precisions ({'; '.join(setups)}): "
                         "bench each apart")  # fmt: skip
-    return write_result(aggregate(sorted(summaries, key=lambda s: s.seed)), out)
+    recorded = summaries[0].recipe
+    changes = recipe_changes(preset, recorded) if recorded and preset in list_presets() else []
+    return write_result(aggregate(sorted(summaries, key=lambda s: s.seed), changes), out)
 
 
 def _summaries_of(src: Path) -> list[Summary]:
