@@ -300,7 +300,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def recipe_changes(name: str, rec: dict) -> list[str]:
     """The `--set KEY=VALUE`s that turn preset `name`'s recipe today into `rec` (a recorded recipe), so that a
     record of finished runs can say what they ran; keys added since read as their neutral value."""
-    now, then = _flat(recipe(load_preset(name))), _flat({**rec})
+    now, then = _flat(recipe(load_preset(name))), _flat(rec)
     for key, neutral in ADDED_KEYS.items():
         then.setdefault(key, neutral)
     return [f"{k}={_as_set_value(then.get(k))}" for k in sorted(now.keys() | then.keys()) if now.get(k) != then.get(k)]
