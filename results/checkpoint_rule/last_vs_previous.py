@@ -8,12 +8,12 @@ epoch than the last.
 
 import glob
 import json
-import math
 import statistics
 from pathlib import Path
 
+from cifarlab.metrics import paired_difference
+
 ROOT = Path(__file__).resolve().parents[1]
-T95 = {14: 2.145, 13: 2.160, 12: 2.179, 11: 2.201, 10: 2.228}  # Student t, two-sided 95%, by degrees of freedom
 
 
 def curves() -> list[tuple[str, str, list[float]]]:
@@ -45,16 +45,16 @@ def main() -> None:
     print("| run | preset (as named when it ran) | epochs | val, last epoch | val, the one before | "
           "last minus before (points) |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|")
-    diffs = []
     for run, preset, val in rows:
-        diffs.append(100 * (val[-1] - val[-2]))
-        print(f"| {run} | {preset} | {len(val)} | {100 * val[-1]:.1f} | {100 * val[-2]:.1f} | {diffs[-1]:+.1f} |")
-    n, mean, sd = len(diffs), statistics.fmean(diffs), statistics.stdev(diffs)
-    half = T95.get(n - 1, 1.96) * sd / math.sqrt(n)
+        print(f"| {run} | {preset} | {len(val)} | {100 * val[-1]:.1f} | {100 * val[-2]:.1f} | "
+              f"{100 * (val[-1] - val[-2]):+.1f} |")  # fmt: skip
+    last, before = [100 * v[-1] for _, _, v in rows], [100 * v[-2] for _, _, v in rows]
+    d = paired_difference(last, before)
+    sd = statistics.stdev(a - b for a, b in zip(last, before))
     early, total = selections()
     print()
-    print(f"Last minus the epoch before, over {n} runs: {mean:+.2f} points (95% CI {mean - half:+.2f} to "
-          f"{mean + half:+.2f}; sd of one run's difference {sd:.2f}).")  # fmt: skip
+    print(f"Last minus the epoch before, over {d['n']} runs: {d['mean']:+.2f} points (95% CI {d['ci95'][0]:+.2f} to "
+          f"{d['ci95'][1]:+.2f}; sd of one run's difference {sd:.2f}).")  # fmt: skip
     print(f"best.pt held an earlier epoch than the last in {early} of {total} benched runs with a 1,000-image split.")
 
 

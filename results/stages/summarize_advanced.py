@@ -5,8 +5,9 @@ python results/stages/summarize_advanced.py
 """
 
 import json
-import statistics
 from pathlib import Path
+
+from cifarlab import metrics
 
 HERE = Path(__file__).parent
 
@@ -25,7 +26,8 @@ def real_files() -> dict[str, dict]:
 
 
 def mean_std(xs) -> str:
-    return f"{statistics.fmean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+    mean, std = metrics.mean_std(xs)
+    return f"{mean:.2f} ± {std:.2f}" if len(xs) > 1 else f"{mean:.2f}"
 
 
 def main() -> None:
