@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= advanced
 ARGS   ?=
+# Where pip looks for torch: empty = the default index (PyPI serves Linux the CUDA build, several GB); a user
+# without a GPU passes PyTorch's CPU wheel index (README, Quickstart).
+TORCH_INDEX ?=
 SHARED := $(abspath ../shared/data/cifar-10-batches-py)
 # Use the copy beside the checkout when there is one; otherwise cifarlab downloads to ~/.cache/cifarlab.
 export CIFAR10_DIR ?= $(if $(wildcard $(SHARED)/test_batch),$(SHARED),)
@@ -13,7 +16,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $@
 
@@ -44,7 +47,7 @@ bench: setup
 	$(MAKE) results
 
 results: setup
-	$(PY) tools/readme_table.py README.md results/*.bench.json $(wildcard results/avx2/*.bench.json) \
+	$(PY) tools/readme_table.py README.md --all docs/experiments.md results/*.bench.json $(wildcard results/avx2/*.bench.json) \
 	  $(wildcard results/amx/*.bench.json) $(wildcard results/xeon/*.bench.json) $(wildcard results/h100/*.bench.json) \
 	  $(wildcard results/h200/*.bench.json) $(wildcard results/robust/three_seeds/advanced*.bench.json)
 

@@ -56,6 +56,24 @@ def test_results_table_names_a_row_by_the_preset_whose_recipe_it_ran(tmp_path):
     assert row("0123456789", ["train.epochs=3"]) == "advanced (train.epochs=3)"
 
 
+def test_results_current_leaves_out_earlier_recipes_only(tmp_path):
+    from cifarlab.config import preset_recipes
+
+    def bench(name, recipe_id, overrides=()):
+        r = dict(_agg([bench_summary(0, 0.9, 10)]), recipe_id=recipe_id, overrides=list(overrides))
+        return _write(tmp_path / f"{name}.bench.json", r)
+
+    paths = [
+        bench("today", preset_recipes()["advanced"]),
+        bench("old", "0123456789"),
+        bench("unrecorded", None),
+        bench("variant", "0123456789", ["data.val_size=0"]),  # a recipe change its overrides explain
+    ]
+    labels = [row.split("|")[1].strip() for row in results_table(paths, current=True).splitlines()[2:]]
+    assert labels == ["advanced", "advanced (data.val_size=0)"]
+    assert len(results_table(paths).splitlines()[2:]) == 4
+
+
 def _write(path, r):
     path.write_text(json.dumps(r))
     return path

@@ -42,16 +42,29 @@ def test_results_table_and_readme(tmp_path):
 
 
 def test_readme_table_script_writes_the_table(tmp_path):
-    r = aggregate([_summary(0, 0.93, 800, 8)])
+    """The README gets today's recipes only; `--all FILE` every row, an earlier recipe's included."""
+    from cifarlab.config import preset_recipes
+
+    old = aggregate([_summary(0, 0.93, 800, 8)])
     bench_file = tmp_path / "advanced.bench.json"
-    bench_file.write_text(json.dumps(dataclasses.asdict(r)))
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{START}\n{END}\n")
+    bench_file.write_text(json.dumps(dataclasses.asdict(old)))
+    today = dataclasses.replace(aggregate([_summary(0, 0.94, 800, 8)]), recipe_id=preset_recipes()["advanced"])
+    today_file = tmp_path / "today.bench.json"
+    today_file.write_text(json.dumps(dataclasses.asdict(today)))
+    readme, history = tmp_path / "README.md", tmp_path / "experiments.md"
+    for f in (readme, history):
+        f.write_text(f"intro\n{START}\n{END}\n")
     run = subprocess.run(
-        [sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(bench_file)], capture_output=True, text=True
+        [sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(bench_file), str(today_file)]
+        + ["--all", str(history)],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stderr
-    assert "| advanced, an earlier recipe | unrecorded | 93.00% | 1 |" in readme.read_text()
+    old_row = "| advanced, an earlier recipe | unrecorded | 93.00% | 1 |"
+    today_row = f"| advanced | {today.recipe_id} |"
+    assert old_row not in readme.read_text() and today_row in readme.read_text()
+    assert old_row in history.read_text() and today_row in history.read_text()
     bad = subprocess.run(
         [sys.executable, str(TOOLS / "readme_table.py"), str(readme), str(tmp_path / "no.json")],
         capture_output=True,

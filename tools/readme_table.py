@@ -1,10 +1,14 @@
 """Put the results table (`cifarlab results`) between the results markers of a README.
 
-python tools/readme_table.py README.md results/*.bench.json results/*/*.bench.json
+python tools/readme_table.py README.md [--all docs/experiments.md] results/*.bench.json results/*/*.bench.json
+
+The README gets the rows of today's recipes (what a user's run reproduces); `--all FILE` gets every row,
+earlier recipes included, between the same markers in FILE.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -27,11 +31,17 @@ def update_readme(path: Path, table: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2:
-        print("usage: python tools/readme_table.py README.md BENCH_JSON...", file=sys.stderr)
-        return 2
-    update_readme(Path(argv[0]), results_table([Path(p) for p in argv[1:]]))
-    print(f"wrote the results table into {argv[0]}")
+    parser = argparse.ArgumentParser(prog="tools/readme_table.py", description=__doc__.splitlines()[0])
+    parser.add_argument("readme", help="gets the rows of today's recipes")
+    parser.add_argument("bench_json", nargs="+")
+    parser.add_argument("--all", metavar="FILE", help="gets every row, earlier recipes included")
+    args = parser.parse_args(argv)
+    benches = [Path(p) for p in args.bench_json]
+    update_readme(Path(args.readme), results_table(benches, current=True))
+    print(f"wrote the results table of today's recipes into {args.readme}")
+    if args.all:
+        update_readme(Path(args.all), results_table(benches))
+        print(f"wrote the results table of every recipe into {args.all}")
     return 0
 
 

@@ -109,6 +109,8 @@ def _add_bench(sub) -> None:
                    help="--dev: score that bench's checkpoints under these eval.* settings, not training")  # fmt: skip
     r = sub.add_parser("results", help="the README results table, from bench outputs")
     r.add_argument("bench_json", nargs="+", help="bench.json files written by `cifarlab bench`")
+    r.add_argument("--current", action="store_true",
+                   help="only rows of today's preset recipes (leave out runs of earlier recipes)")  # fmt: skip
     r.add_argument("--readme", metavar="FILE", help=argparse.SUPPRESS)  # moved to `make results`
 
 
@@ -275,7 +277,7 @@ def cmd_bench(args) -> int:
 
 def cmd_results(args) -> int:
     check_no_readme(args.readme)
-    print(results_table([Path(p) for p in args.bench_json]))
+    print(results_table([Path(p) for p in args.bench_json], current=args.current))
     return 0
 
 

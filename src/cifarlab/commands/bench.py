@@ -328,12 +328,16 @@ def _time_to(r: BenchResult) -> str:
     return " / ".join(parts)
 
 
-def _label(r: BenchResult) -> str:
-    """The row's preset and overrides, marked when it ran an earlier recipe of that preset (one its overrides
-    of the recipe do not explain), so an old row does not pass for today's preset."""
+def ran_earlier_recipe(r: BenchResult) -> bool:
+    """The bench ran a recipe its preset no longer has, and its overrides of the recipe do not explain it."""
     recipe_overrides = [o for o in r.overrides if not str(o).startswith("runtime.")]
-    earlier = is_earlier_recipe(r.preset, r.recipe_id) and not recipe_overrides
-    label = r.preset + (", an earlier recipe" if earlier else "")
+    return is_earlier_recipe(r.preset, r.recipe_id) and not recipe_overrides
+
+
+def _label(r: BenchResult) -> str:
+    """The row's preset and overrides, marked when it ran an earlier recipe, so an old row does not pass for
+    today's preset."""
+    label = r.preset + (", an earlier recipe" if ran_earlier_recipe(r) else "")
     return label + (f" ({', '.join(r.overrides)})" if r.overrides else "")
 
 
@@ -350,12 +354,15 @@ def markdown_row(r: BenchResult) -> str:
     )
 
 
-def results_table(paths: list[Path]) -> str:
-    """One block of stages per machine; a preset's variants (more images, more epochs) after it."""
+def results_table(paths: list[Path], current: bool = False) -> str:
+    """One block of stages per machine; a preset's variants (more images, more epochs) after it. `current`:
+    only the rows of recipes a preset has today (what a user's run of it reproduces)."""
     rows = []
     for p in paths:
         r = read_bench(p)
         check_one_recipe([run.get("recipe_id") for run in r.runs if isinstance(run, dict)] or [r.recipe_id], str(p))
+        if current and ran_earlier_recipe(r):
+            continue
         stage = STAGES.index(r.preset) if r.preset in STAGES else len(STAGES)
         key = (r.device, stage, r.train_images or 0, float(r.epochs))
         rows.append((key, markdown_row(r)))
