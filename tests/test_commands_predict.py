@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -27,6 +28,16 @@ def test_load_image_any_size_and_mode(tmp_path):
         x = load_image(tmp_path / name)
         assert x.shape == (3, 32, 32) and x.dtype == torch.uint8
     assert load_image(tmp_path / "big.jpg")[2].float().mean() > 200  # blue stays blue
+
+
+def test_load_image_scales_16_bit_greyscale(tmp_path):
+    """A 16-bit PNG reads as the same picture as its 8-bit copy (Pillow's RGB conversion alone clips it white)."""
+    ramp = np.linspace(0, 255, 40 * 40).reshape(40, 40).round().astype(np.uint8)
+    Image.fromarray(ramp, "L").save(tmp_path / "g8.png")
+    Image.fromarray(ramp.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 0-65535
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    g8, g16 = load_image(tmp_path / "g8.png").int(), load_image(tmp_path / "g16.png").int()
+    assert (g8 - g16).abs().max() <= 1 and g16.float().mean() < 160
 
 
 def test_predict_cli(trained, tmp_path, capsys):

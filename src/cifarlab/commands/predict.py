@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
@@ -17,6 +18,17 @@ from ..rundir import read_evaluation_quietly
 from .evaluate import check_tta_fraction
 
 
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB. Pillow's own conversion clips 16-bit greyscale (PNG's `I;16`, or `I`) at 255, a white image,
+    so such pixels are scaled to 8 bits first."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = torch.from_numpy(np.asarray(im).astype(np.int64))
+        if im.mode != "I" or a.max() > 255:  # an `I` image within 0-255 is 8-bit data already
+            a = a.clamp(0, 65535) // 257
+        im = Image.fromarray(a.clamp(0, 255).to(torch.uint8).numpy(), "L")
+    return im.convert("RGB")
+
+
 def load_image(path: Path) -> torch.Tensor:
     """Any PNG/JPEG (any size or mode) -> (3, 32, 32) uint8 RGB, resized with antialiasing."""
     path = Path(path)
@@ -26,7 +38,7 @@ def load_image(path: Path) -> torch.Tensor:
         raise ImageError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB").resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=3.0)
+            im = to_rgb(im).resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=3.0)
             data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
         raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:120]})") from None
