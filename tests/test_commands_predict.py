@@ -40,6 +40,19 @@ def test_load_image_scales_16_bit_greyscale(tmp_path):
     assert (g8 - g16).abs().max() <= 1 and g16.float().mean() < 160
 
 
+def test_load_image_turns_a_photo_upright_by_its_exif_orientation(tmp_path):
+    """A camera stores a portrait photo sideways with orientation 6 (turn 90° clockwise to view)."""
+    upright = np.zeros((64, 48, 3), np.uint8)
+    upright[:16] = (255, 0, 0)  # a red top band
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # as the sensor wrote it
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    want, got = load_image(tmp_path / "upright.png").int(), load_image(tmp_path / "phone.jpg").int()
+    assert got[0, :4].float().mean() > 200 and (got - want).abs().float().mean() < 8
+
+
 def test_predict_cli(trained, tmp_path, capsys):
     Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "a.png")
     Image.new("RGB", (20, 20), (30, 200, 30)).save(tmp_path / "b.jpg")

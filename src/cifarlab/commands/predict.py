@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..checkpoint import model_from_checkpoint
 from ..data import CLASSES
@@ -30,7 +30,8 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 
 def load_image(path: Path) -> torch.Tensor:
-    """Any PNG/JPEG (any size or mode) -> (3, 32, 32) uint8 RGB, resized with antialiasing."""
+    """Any PNG/JPEG (any size or mode, upright by its EXIF orientation) -> (3, 32, 32) uint8 RGB, resized with
+    antialiasing."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a folder; give image files (e.g. {path}/*.jpg)")
@@ -38,6 +39,7 @@ def load_image(path: Path) -> torch.Tensor:
         raise ImageError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)  # a phone's photo, stored sideways with an orientation tag
             im = to_rgb(im).resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=3.0)
             data = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
