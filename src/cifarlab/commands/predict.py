@@ -22,10 +22,10 @@ def to_rgb(im: Image.Image) -> Image.Image:
     """8-bit RGB. Pillow's own conversion clips 16-bit greyscale (PNG's `I;16`, or `I`) at 255, a white image,
     so such pixels are scaled to 8 bits first."""
     if im.mode.startswith("I;16") or im.mode == "I":
-        a = torch.from_numpy(np.asarray(im).astype(np.int64))
+        a = np.asarray(im).astype(np.int64)
         if im.mode != "I" or a.max() > 255:  # an `I` image within 0-255 is 8-bit data already
-            a = a.clamp(0, 65535) // 257
-        im = Image.fromarray(a.clamp(0, 255).to(torch.uint8).numpy(), "L")
+            a = a.clip(0, 65535) // 257
+        im = Image.fromarray(a.clip(0, 255).astype(np.uint8), "L")
     return im.convert("RGB")
 
 
