@@ -197,6 +197,7 @@ def test_paired_difference_matches_students_t():
     d = paired_difference([0.95, 0.94, 0.96, 0.95], [0.94, 0.94, 0.94, 0.93])
     assert d["mean"] == pytest.approx(0.0125)
     # sd of (0.01, 0, 0.02, 0.02) is 0.009574; t(3) 97.5% quantile 3.1824; t = 2.611, two-sided p 0.0796
+    assert d["sd"] == pytest.approx(0.009574, abs=1e-6)
     assert d["ci95"][0] == pytest.approx(0.0125 - 3.1824 * 0.009574 / 2, abs=1e-5)
     assert d["p"] == pytest.approx(0.0796, abs=1e-3)
     with pytest.raises(ValueError):

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Stages 1 and 2 at today's recipes, three seeds each, on a 2-core AMD EPYC with AVX2 (the machine kind of the
 # `advanced` rows in results/avx2/), one run at a time, alone, from a clean clone of the commit under test (SRC),
-# so that one machine holds all three stages at today's recipes. Then the bench files join results/avx2/current/.
+# so that one machine holds all three stages at today's recipes. Their bench files replace results/avx2/{baseline,intermediate}.bench.json.
 export CIFAR10_DIR=${CIFAR10_DIR:-/work/shared/data/cifar-10-batches-py}
 src=${SRC:-/tmp/stagesrc}
 out=${OUT:-/work/runs/avx2stages}

@@ -8,7 +8,6 @@ epoch than the last.
 
 import glob
 import json
-import statistics
 from pathlib import Path
 
 from cifarlab.metrics import paired_difference
@@ -17,15 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def curves() -> list[tuple[str, str, list[float]]]:
-    """(run, preset, validation accuracy per epoch) of every committed run with a 1,000-image split."""
-    out = []
-    for m in sorted(glob.glob(str(ROOT / "**" / "metrics.jsonl"), recursive=True)):
-        run = Path(m).parent
-        summary = json.loads((run / "summary.json").read_text())
+    """(run, preset, validation accuracy per epoch) of every committed run with a 1,000-image split; a later rerun
+    that repeats a training bit for bit (same seed, same curve: checkpoint_rule/runs/) counts once, as the first."""
+    runs = []
+    for m in glob.glob(str(ROOT / "**" / "metrics.jsonl"), recursive=True):
+        summary = json.loads((Path(m).parent / "summary.json").read_text())
         val = [r["val_acc"] for r in map(json.loads, Path(m).read_text().splitlines()) if r.get("val_acc") is not None]
         if summary.get("n_val") == 1000 and len(val) >= 3:
-            out.append((str(run.relative_to(ROOT)), summary["preset"], val))
-    return out
+            runs.append((summary.get("finished", ""), str(Path(m).parent.relative_to(ROOT)), summary, val))
+    out, seen = [], set()
+    for _, run, summary, val in sorted(runs):
+        if (summary.get("seed"), tuple(val)) not in seen:
+            seen.add((summary.get("seed"), tuple(val)))
+            out.append((run, summary["preset"], val))
+    return sorted(out)
 
 
 def selections() -> tuple[int, int]:
@@ -50,11 +54,10 @@ def main() -> None:
               f"{100 * (val[-1] - val[-2]):+.1f} |")  # fmt: skip
     last, before = [100 * v[-1] for _, _, v in rows], [100 * v[-2] for _, _, v in rows]
     d = paired_difference(last, before)
-    sd = statistics.stdev(a - b for a, b in zip(last, before))
     early, total = selections()
     print()
     print(f"Last minus the epoch before, over {d['n']} runs: {d['mean']:+.2f} points (95% CI {d['ci95'][0]:+.2f} to "
-          f"{d['ci95'][1]:+.2f}; sd of one run's difference {sd:.2f}).")  # fmt: skip
+          f"{d['ci95'][1]:+.2f}; sd of one run's difference {d['sd']:.2f}).")  # fmt: skip
     print(f"best.pt held an earlier epoch than the last in {early} of {total} benched runs with a 1,000-image split.")
 
 

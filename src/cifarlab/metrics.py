@@ -172,7 +172,8 @@ def p_value_cell(p: float) -> str:
 
 
 def paired_difference(a: list[float], b: list[float]) -> dict:
-    """A minus B over paired seeds: mean, its 95% t-interval and the two-sided p of a paired t-test."""
+    """A minus B over paired seeds: mean, the sd of one pair's difference, the mean's 95% t-interval and the
+    two-sided p of a paired t-test."""
     if len(a) != len(b) or len(a) < 2:
         raise ValueError("a paired difference needs two lists of the same length, at least 2")
     d = [x - y for x, y in zip(a, b)]
@@ -184,7 +185,7 @@ def paired_difference(a: list[float], b: list[float]) -> dict:
         p = 1.0 if mean == 0 else 0.0
     else:
         p = _t_two_sided_p(abs(mean) / se, n - 1)
-    return {"mean": mean, "ci95": [mean - t975 * se, mean + t975 * se], "p": p, "n": n}
+    return {"mean": mean, "sd": sd, "ci95": [mean - t975 * se, mean + t975 * se], "p": p, "n": n}
 
 
 def _t_quantile(df: int) -> float:
