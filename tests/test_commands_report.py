@@ -286,3 +286,19 @@ def test_report_in_headless_chromium(report, tmp_path):
 
     img = Image.open(shot).convert("L")
     assert max(ImageStat.Stat(img).stddev) > 10  # not a blank page
+
+
+def test_runs_of_two_recipes_under_one_preset_are_refused(stage_runs, tiny_data, tmp_path):
+    """A preset's row averages its runs: a run of an earlier recipe under the same name (a preset changed since)
+    is refused with one line, not averaged into the row and its intervals."""
+    root = tmp_path / "runs"
+    for d in stage_runs[:2]:  # the baseline's two seeds
+        shutil.copytree(d, root / d.name)
+    earlier = root / stage_runs[1].name / "summary.json"
+    summary = json.loads(earlier.read_text())
+    assert summary["preset"] == "baseline"
+    compare(sorted(root.iterdir()), tmp_path / "out", str(tiny_data))  # one recipe: compared
+    summary["recipe"]["train"]["epochs"] += 1  # the fingerprint is recomputed from the recorded recipe
+    earlier.write_text(json.dumps(summary))
+    with pytest.raises(UserError, match=r"the baseline runs holds runs of 2 recipes \(.*\): compare one recipe"):
+        compare(sorted(root.iterdir()), tmp_path / "out2", str(tiny_data))

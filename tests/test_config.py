@@ -190,7 +190,7 @@ def test_the_advanced_preset_is_the_measured_robust_recipe_with_12_families_held
     cfg, clean = load_preset("advanced"), load_preset("advanced-clean")
     # the recipes of the bench files that the README's and the presets' test figures come from
     results = Path(__file__).parents[1] / "results"
-    bench = results / "robust/three_seeds/advanced-robust.bench.json"
+    bench = results / "checkpoint_rule/advanced.bench.json"
     assert recipe_id(cfg) == json.loads(bench.read_text())["recipe_id"]
     assert recipe_id(clean) == json.loads((results / "xeon/advanced.bench.json").read_text())["recipe_id"]
     assert len(FAMILIES) - len(seen_families(cfg.data.augment)) == 12

@@ -2,7 +2,7 @@
 
 python results/checkpoint_rule/same_training.py OLD_RUN NEW_RUN > results/checkpoint_rule/seed1_last.md
 
-OLD_RUN trained with the default `best`, NEW_RUN the same preset and seed with `--set train.checkpoint=last`.
+OLD_RUN (a run directory, or a committed record without checkpoints) trained with the default `best`, NEW_RUN the same preset and seed with `--set train.checkpoint=last`.
 Compares their last.pt weights tensor by tensor and their per-epoch records, then prints both served rows.
 """
 
@@ -25,9 +25,12 @@ def epochs(run: Path) -> list[dict]:
 
 
 def main(old: Path, new: Path) -> None:
-    a, b = weights(old), weights(new)
-    differ = [k for k in a if not torch.equal(a[k], b[k])]
-    print(f"last.pt: {len(a)} tensors, {len(differ)} differ ({', '.join(differ[:5]) or 'bit for bit the same'})")
+    if (old / "last.pt").exists():
+        a, b = weights(old), weights(new)
+        differ = [k for k in a if not torch.equal(a[k], b[k])]
+        print(f"last.pt: {len(a)} tensors, {len(differ)} differ ({', '.join(differ[:5]) or 'bit for bit the same'})")
+    else:  # a committed record: its checkpoints were not kept
+        print(f"last.pt: {old} has no checkpoints (a record); the records alone are compared")
     same = epochs(old) == epochs(new)
     print(f"metrics.jsonl (losses, accuracies, lr, steps of every epoch): {'identical' if same else 'DIFFER'}\n")
     print("| run | train.checkpoint | best_epoch served | val acc served | test acc (TTA) | wall |")

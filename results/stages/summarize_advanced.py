@@ -1,15 +1,17 @@
 """The report's stage-3 runs (`advanced`, seeds 0-2, one 2-core AMD EPYC with AVX2) in one table:
-results/stages/advanced_seeds.md.
+DIR/advanced_seeds.md, DIR results/stages/ (or results/stages/split_pick/, the same trainings served by the
+split's pick).
 
-python results/stages/summarize_advanced.py
+python results/stages/summarize_advanced.py [DIR]
 """
 
 import json
+import sys
 from pathlib import Path
 
 from cifarlab import metrics
 
-HERE = Path(__file__).parent
+HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent
 
 
 def load(path: Path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import STAGES
+from ..config import STAGES, check_one_recipe
 from ..data import load_cifar10, locate
 from ..data.corruptions import SEVERITIES
 from ..errors import UserError
@@ -41,7 +41,7 @@ STEPS = {
     ("baseline", "intermediate"): "Architecture and attention, same training",
     ("intermediate", "intermediate-techniques"): "Training techniques, same network",
     ("intermediate-techniques", "advanced-clean"): "The faster network, same training",
-    ("advanced-clean", "advanced"): "Robustness training (corruption and AugMix shares) and anti-aliased pooling",
+    ("advanced-clean", "advanced"): "Corruption and AugMix shares, anti-aliased pooling, the last epoch served",
     ("intermediate-techniques", "advanced"): "The faster network, with robustness training",
     ("intermediate", "advanced"): "Network and training together",
 }
@@ -135,6 +135,9 @@ def group_runs(runs: list[RunFiles], test_labels) -> list[Group]:
     groups = []
     for preset in order:
         members = [(n, r) for n, r in zip(names, runs) if r.summary.preset == preset]
+        # a preset's bars and intervals average its runs: of one recipe, or they would mislead
+        check_one_recipe([r.summary.recipe_id for _, r in members], f"the {preset} runs",
+                         "compare one recipe per preset (leave the others out)")  # fmt: skip
         groups.append(Group(preset, [r for _, r in members], [n for n, _ in members]))
     if all(r.evaluation is not None for r in runs):
         y = test_labels(len(runs[0].evaluation.test_pred))
