@@ -26,11 +26,13 @@ def test_committed_notebook_shows_what_results_give(monkeypatch):
     figures = [o for c in committed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(figures) == 3
     outputs = build_notebook.text_outputs(committed)
-    assert "| advanced | 7922189f7c | 3 | 93.70% ± 0.26 |" in outputs[1]  # named by its recipe's preset today
-    # the decomposition: four steps, the differences of the bench files' means (results/xeon/, and the robust step
-    # against advanced-clean on the robust runs' machine, results/robust/three_seeds/)
-    assert "Training techniques, same network: +12.18 points (intermediate-techniques), 1.55x" in outputs[2]
-    assert "anti-aliased pooling: +0.11 points (advanced), 1.05x the wall time" in outputs[2]
+    assert "| advanced | 2d81b24e0c | 3 | 93.82% ± 0.25 |" in outputs[1]  # the preset's recipe today
+    # the decomposition: five steps, the differences of the bench files' means (results/xeon/; the robust step
+    # against advanced-clean on the robust runs' machine, results/robust/three_seeds/; the served checkpoint on
+    # the same trainings, results/avx2/ and results/checkpoint_rule/)
+    assert "Training techniques, same network: +12.18 points (intermediate-techniques, recipe cc10fbf6e6)" in outputs[2]
+    assert "(the split's pick served): +0.11 points (advanced, recipe 7922189f7c), 1.05x" in outputs[2]
+    assert "The last epoch served (train.checkpoint: last), AVX2 EPYC: +0.08 points" in outputs[2]
 
 
 @pytest.mark.slow

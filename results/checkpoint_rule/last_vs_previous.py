@@ -36,7 +36,10 @@ def selections() -> tuple[int, int]:
     """(runs whose best.pt held an earlier epoch than the last, runs) over the bench files' 1,000-split runs."""
     seen, early = set(), 0
     for f in glob.glob(str(ROOT / "**" / "*.bench.json"), recursive=True):
-        for r in json.loads(Path(f).read_text())["runs"]:
+        bench = json.loads(Path(f).read_text())
+        if ((bench.get("recipe") or {}).get("train") or {}).get("checkpoint") == "last":
+            continue  # served the last epoch by rule: nothing was picked
+        for r in bench["runs"]:
             key = (Path(r["run_dir"]).name, r["seed"], r["best_val_acc"])
             if r.get("n_val") == 1000 and r.get("best_epoch") and key not in seen:
                 seen.add(key)

@@ -19,7 +19,7 @@ for run in $seed0 $out/20261207-173846-advanced $out/20261207-183133-advanced; d
   mkdir -p $dst && cp $run/{config.yaml,evaluation.json,metrics.jsonl,summary.json} $dst/
   cp $run.real_files.json results/stages/real_files_advanced_test_$(basename $run | cut -c1-15).json
 done
-git rm -rq results/checkpoint_rule/runs
+rm -rf results/checkpoint_rule/runs  # the reruns' records (never committed: runs/ is ignored) now live in results/stages/
 cifarlab bench advanced --from-runs results/stages/*-advanced --out results/checkpoint_rule
 python results/stages/summarize_advanced.py
 python results/stages/summarize_advanced.py results/stages/split_pick > /dev/null

@@ -281,13 +281,21 @@ def preset_recipes() -> dict[str, str]:
     return {name: recipe_id(load_preset(name)) for name in list_presets()}
 
 
+# Presets renamed since runs were recorded under their names: a record of such a name whose recipe no preset has
+# today ran an earlier recipe of the preset it became (`advanced-robust` became `advanced`).
+RENAMED_PRESETS = {"advanced-robust": "advanced"}
+
+
 def preset_of(recorded: str, rid: str | None) -> str:
     """The preset a recorded run or bench is today: the one whose recipe it ran (a renamed preset keeps its
-    recipe: the `advanced` of before the robust recipe is `advanced-clean`), else the name it was recorded under."""
+    recipe: the `advanced` of before the robust recipe is `advanced-clean`), else the name it was recorded under
+    (or the preset that name became)."""
     if rid is None:  # an unrecorded recipe matches no preset: no need to load them
-        return recorded
+        return RENAMED_PRESETS.get(recorded, recorded)
     matches = [name for name, r in preset_recipes().items() if r == rid]
-    return recorded if recorded in matches or not matches else matches[0]
+    if matches:
+        return recorded if recorded in matches else matches[0]
+    return RENAMED_PRESETS.get(recorded, recorded)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
