@@ -300,5 +300,5 @@ def test_runs_of_two_recipes_under_one_preset_are_refused(stage_runs, tiny_data,
     compare(sorted(root.iterdir()), tmp_path / "out", str(tiny_data))  # one recipe: compared
     summary["recipe"]["train"]["epochs"] += 1  # the fingerprint is recomputed from the recorded recipe
     earlier.write_text(json.dumps(summary))
-    with pytest.raises(UserError, match=r"the baseline runs holds runs of 2 recipes \(.*\): compare one recipe"):
+    with pytest.raises(UserError, match=r"the baseline row holds runs of 2 recipes \(.*\): compare one recipe"):
         compare(sorted(root.iterdir()), tmp_path / "out2", str(tiny_data))

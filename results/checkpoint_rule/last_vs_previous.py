@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def curves() -> list[tuple[str, str, list[float]]]:
     """(run, preset, validation accuracy per epoch) of every committed run with a 1,000-image split; a later rerun
-    that repeats a training bit for bit (same seed, same curve: checkpoint_rule/runs/) counts once, as the first."""
+    that repeats a training bit for bit (same seed, same curve: the checkpoint-rule reruns) counts once, as the first."""
     runs = []
     for m in glob.glob(str(ROOT / "**" / "metrics.jsonl"), recursive=True):
         summary = json.loads((Path(m).parent / "summary.json").read_text())

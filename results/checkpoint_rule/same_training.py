@@ -2,8 +2,8 @@
 
 python results/checkpoint_rule/same_training.py OLD_RUN NEW_RUN > results/checkpoint_rule/seed1_last.md
 
-OLD_RUN (a run directory, or a committed record without checkpoints) trained with the default `best`, NEW_RUN the same preset and seed with `--set train.checkpoint=last`.
-Compares their last.pt weights tensor by tensor and their per-epoch records, then prints both served rows.
+OLD_RUN (a run directory, or a committed record without checkpoints) trained with the default `best`, NEW_RUN
+the same preset and seed with `--set train.checkpoint=last`. Compares their last.pt weights tensor by tensor and their per-epoch records, then prints both served rows.
 """
 
 from __future__ import annotations

@@ -290,11 +290,10 @@ def preset_of(recorded: str, rid: str | None) -> str:
     """The preset a recorded run or bench is today: the one whose recipe it ran (a renamed preset keeps its
     recipe: the `advanced` of before the robust recipe is `advanced-clean`), else the name it was recorded under
     (or the preset that name became)."""
-    if rid is None:  # an unrecorded recipe matches no preset: no need to load them
-        return RENAMED_PRESETS.get(recorded, recorded)
-    matches = [name for name, r in preset_recipes().items() if r == rid]
-    if matches:
-        return recorded if recorded in matches else matches[0]
+    if rid is not None:  # an unrecorded recipe matches no preset: no need to load them
+        matches = [name for name, r in preset_recipes().items() if r == rid]
+        if matches:
+            return recorded if recorded in matches else matches[0]
     return RENAMED_PRESETS.get(recorded, recorded)
 
 

@@ -136,7 +136,7 @@ def group_runs(runs: list[RunFiles], test_labels) -> list[Group]:
     for preset in order:
         members = [(n, r) for n, r in zip(names, runs) if r.summary.preset == preset]
         # a preset's bars and intervals average its runs: of one recipe, or they would mislead
-        check_one_recipe([r.summary.recipe_id for _, r in members], f"the {preset} runs",
+        check_one_recipe([r.summary.recipe_id for _, r in members], f"the {preset} row",
                          "compare one recipe per preset (leave the others out)")  # fmt: skip
         groups.append(Group(preset, [r for _, r in members], [n for n, _ in members]))
     if all(r.evaluation is not None for r in runs):
