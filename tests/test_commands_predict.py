@@ -143,6 +143,10 @@ def test_predict_applies_the_temperature_evaluate_fitted(trained, tmp_path, caps
     assert predict(str(run), img, calibrate=False)[0][0]["temperature"] is None
     assert predict(str(run), img, tta="flip")[0][0]["temperature"] is None  # fitted for another TTA
     assert main(["predict", str(run), *img]) == 0 and f"calibrated with T={t:.3f}" in capsys.readouterr().out
+    ev = json.loads((run / "evaluation.json").read_text())
+    del ev["step"]  # as written before evaluation.json recorded its step: the files' times decide
+    (run / "evaluation.json").write_text(json.dumps(ev))
+    assert predict(str(run), img)[0][0]["temperature"] == pytest.approx(t)
     later = os.stat(run / "evaluation.json").st_mtime + 5
     os.utime(run / "best.pt", (later, later))  # the checkpoint changed after evaluation: its T no longer holds
     assert predict(str(run), img)[0][0]["temperature"] is None

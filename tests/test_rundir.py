@@ -27,6 +27,7 @@ from cifarlab.rundir import (
     write_ablation,
     write_metrics,
 )
+from cifarlab.train import train
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-v0.1"
 
@@ -63,6 +64,29 @@ def test_evaluate_compare_predict_resume_an_old_run(old_run, tiny_data, tmp_path
     assert ev.test_acc == pytest.approx(before.test_acc) and ev.test_pred == before.test_pred
     assert main(["train", "--resume", str(old_run), "--epochs", "2", "--data", str(tiny_data), "--plain"]) == 0
     assert [r.epoch for r in read_metrics(old_run)] == [1, 2] and read_summary(old_run).steps == 18
+
+
+def test_an_evaluation_outdated_by_more_training_is_not_served(tiny_cfg, tiny_data, tmp_path, capsys):
+    """Resumed for more epochs, a run serves new weights: its evaluation.json is of the old ones, so compare
+    evaluates it again (not a new test accuracy beside the old interval) and predict drops its temperature."""
+    run, _ = train(tiny_cfg("baseline", "train.epochs=1", "train.checkpoint=last"), tmp_path / "runs")
+    evaluate_run(str(run), robustness_n=0, figures=False, speed=False)
+    Image.new("RGB", (40, 30), (10, 200, 90)).save(tmp_path / "a.png")
+    img = [str(tmp_path / "a.png")]
+    assert predict(str(run), img)[0][0]["temperature"] is not None
+    first = read_run(run)
+    assert first.evaluation.step == first.summary.served_step == first.summary.steps
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--data", str(tiny_data), "--plain"]) == 0
+    resumed = read_run(run)
+    assert resumed.summary.served_step == 2 * first.summary.steps
+    assert resumed.evaluation is None and resumed.outdated_evaluation
+    assert predict(str(run), img)[0][0]["temperature"] is None
+    capsys.readouterr()
+    compare([run], tmp_path / "report", str(tiny_data))
+    assert "of an earlier checkpoint" in capsys.readouterr().out
+    again = read_run(run)
+    assert again.evaluation.step == again.summary.served_step and not again.outdated_evaluation
+    assert again.evaluation.test_acc == pytest.approx(again.summary.test_acc)
 
 
 def test_summary_of_an_earlier_version_gets_its_fallbacks(old_run):

@@ -83,6 +83,12 @@ def served_weights(ckpt: dict) -> dict:
     return ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
 
 
+def checkpoint_step(ckpt: dict) -> int | None:
+    """The training step a checkpoint's weights are of (None for a checkpoint without its trainer state)."""
+    step = (ckpt.get("state") or {}).get("step")
+    return int(step) if isinstance(step, int) else None
+
+
 def model_from_checkpoint(path: Path, device="cpu") -> tuple[torch.nn.Module, Config, dict]:
     """The net a checkpoint serves (evaluate, predict, export): EMA weights where the run kept an EMA."""
     ckpt = load(path)

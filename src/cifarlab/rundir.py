@@ -111,6 +111,7 @@ class Summary:
     status: str = "completed"  # or "pruned": a search trial stopped early by its pruner
     recipe_id: str | None = None  # config.recipe_id: None in summaries written before it
     recipe: dict | None = None  # the resolved recipe (config.recipe) the fingerprint is of
+    served_step: int | None = None  # the training step of the checkpoint test_acc is of (None: written before)
 
 
 def summary_from_dict(d: dict, path: Path | str = "summary") -> Summary:
@@ -163,11 +164,13 @@ class Evaluation:
     robustness: dict | None = None
     inference_img_per_s: dict | None = None
     figures: list | None = None
+    step: int | None = None  # the training step of the checkpoint evaluated: a run trained on since outdates it
 
     def to_dict(self) -> dict:
         return _plain(
             self,
             drop_none=(
+                "step",
                 "without_tta",
                 "tta_fraction",
                 "temperature_scaling",
@@ -209,13 +212,20 @@ class RunFiles:
     dir: Path
     summary: Summary
     metrics: list[EpochRecord]
-    evaluation: Evaluation | None
+    evaluation: Evaluation | None  # None when the run has none, or only one of an earlier checkpoint
+    outdated_evaluation: bool = False  # evaluation.json is of an earlier checkpoint: the run trained on since
+
+
+def evaluation_is_current(summary: Summary, ev: Evaluation) -> bool:
+    """Whether evaluation.json is of the checkpoint that summary.json tested (records without steps: assumed)."""
+    return ev.step is None or summary.served_step is None or ev.step == summary.served_step
 
 
 def read_run(run_dir: Path) -> RunFiles:
     run_dir = Path(run_dir)
-    summary = read_summary(run_dir)
-    return RunFiles(run_dir, summary, read_metrics(run_dir), read_evaluation(run_dir))
+    summary, ev = read_summary(run_dir), read_evaluation(run_dir)
+    outdated = ev is not None and not evaluation_is_current(summary, ev)
+    return RunFiles(run_dir, summary, read_metrics(run_dir), None if outdated else ev, outdated)
 
 
 def recorded_source(run: str | Path, ckpt: dict | None = None) -> str | None:

@@ -413,7 +413,7 @@ class Trainer:
         self.state.wall_time += time.time() - self.t0
         self.t0 = time.time()
         summary = make_summary(self, test_loss, test_acc, round(time.time() - t, 2) if test else None)
-        summary.status = status
+        summary.status, summary.served_step = status, ckpt_io.checkpoint_step(ckpt)
         if self.is_main:
             write_summary(self.dir, summary)
         sample = self.test_loader.normalize(self.test_loader.x[:16])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import model_from_checkpoint
+from ..checkpoint import checkpoint_step, model_from_checkpoint
 from ..data import Cifar10, Loader, load_cifar10, locate, split_train_val
 from ..data.cifar10c import load_cifar10c
 from ..data.corruptions import CORRUPTIONS, SEVERITIES, seen_families
@@ -76,7 +76,7 @@ def evaluate_run(
     ev = Evaluation(
         checkpoint=ckpt["path"], preset=cfg.name, tta=tta, **classification_metrics(logits, y, data.classes)
     )
-    ev.tta_fraction = frac if tta != "none" else None
+    ev.tta_fraction, ev.step = (frac if tta != "none" else None), checkpoint_step(ckpt)
     plain = logits  # one view per image: the corruption benchmark's clean reference
     if tta != "none":
         plain, _ = predict_logits(model, loader, dtype, "none")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..checkpoint import model_from_checkpoint
+from ..checkpoint import checkpoint_step, model_from_checkpoint
 from ..data import CLASSES
 from ..errors import ConfigError, ImageError
 from ..hardware import select_device, select_precision
@@ -69,7 +69,7 @@ def predict(
     dtype = select_precision(dev, cfg.runtime.precision)
     tta = tta or cfg.eval.tta
     frac = check_tta_fraction(cfg.eval.tta_fraction if tta_fraction is None else tta_fraction)
-    t = fitted_temperature(ckpt["path"], tta) if calibrate else None
+    t = fitted_temperature(ckpt, tta) if calibrate else None
     net = Normalized(model).to(dev).eval()
     cl = cfg.runtime.channels_last
     if cl:
@@ -103,17 +103,20 @@ def predict(
     return results, errors
 
 
-def fitted_temperature(checkpoint: str | Path, tta: str) -> float | None:
+def fitted_temperature(ckpt: dict, tta: str) -> float | None:
     """The temperature `cifarlab evaluate` fitted on the run's validation split for this checkpoint and TTA,
-    or None when there is no such evaluation.json, or the checkpoint was rewritten after it."""
-    checkpoint = Path(checkpoint)
+    or None when there is no such evaluation.json, or it is of weights the run has since trained past."""
+    checkpoint = Path(ckpt["path"])
     ev = read_evaluation_quietly(checkpoint.parent)
-    try:
-        fresh = (checkpoint.parent / "evaluation.json").stat().st_mtime >= checkpoint.stat().st_mtime
-    except OSError:
-        return None
     ts = ev.temperature_scaling if ev else None
-    if not (fresh and isinstance(ts, dict) and ev.tta == tta and Path(str(ev.checkpoint)).name == checkpoint.name):
+    if not (isinstance(ts, dict) and ev.tta == tta and Path(str(ev.checkpoint)).name == checkpoint.name):
+        return None
+    if ev.step is not None:
+        current = ev.step == checkpoint_step(ckpt)
+    else:  # an evaluation.json written before it recorded its step: by the files' times
+        ev_file = checkpoint.parent / "evaluation.json"
+        current = ev_file.stat().st_mtime >= checkpoint.stat().st_mtime
+    if not current:
         return None
     t = ts.get("temperature")
     return float(t) if isinstance(t, (int, float)) and t > 0 else None

@@ -108,6 +108,8 @@ def compare(
                         "best.yaml, for a test accuracy")  # fmt: skip
     for r in runs:
         if r.evaluation is None and evaluate_missing:
+            if r.outdated_evaluation:
+                print(f"{r.dir}: its evaluation.json is of an earlier checkpoint (trained on since): evaluating again")
             r.evaluation = evaluate_run(str(r.dir), data_path=data_path)
     sections: list[tuple[str, str, list[bytes]]] = []  # (title, html body, figures)
     md = ["# cifarlab comparison report", ""]
