@@ -157,12 +157,42 @@ def test_predict_refuses_folders_truncated_files_bombs_and_bad_top(trained, tmp_
     (tmp_path / "half.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:300])  # cut mid-stream
     Image.new("RGB", (64, 64)).save(tmp_path / "bomb.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 px > 2x the limit: PIL's bomb error
-    assert main(["predict", str(trained), str(tmp_path / "half.jpg"), str(tmp_path / "bomb.png"), str(tmp_path)]) == 1
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    files = [str(tmp_path / "half.jpg"), str(tmp_path / "bomb.png"), str(tmp_path / "empty")]
+    assert main(["predict", str(trained), *files]) == 1
     err = capsys.readouterr().err
     assert "half.jpg: not a readable image" in err and "bomb.png: not a readable image" in err
-    assert f"{tmp_path}: is a folder" in err and "Traceback" not in err
+    assert f"{tmp_path / 'empty'}: a folder without images" in err and "Traceback" not in err
     assert main(["predict", str(trained), str(tmp_path / "a.jpg"), "--top", "0"]) == 2
     assert "--top must be at least 1" in capsys.readouterr().err
+
+
+def test_predict_reads_folders_and_scores_class_named_ones(trained, tmp_path, capsys):
+    """A folder stands for the image files under it, sorted (other files skipped); an image filed under a
+    class-named folder is labelled by it, and the accuracy over those is printed: one image filed under the
+    class it is predicted as and under another scores exactly 50%."""
+    from cifarlab.commands.predict import predict
+
+    Image.new("RGB", (40, 30), (10, 200, 90)).save(tmp_path / "x.png")
+    top = predict(str(trained), [str(tmp_path / "x.png")])[0][0]["top"]
+    right, wrong = top[0]["class"], top[-1]["class"]
+    photos = tmp_path / "photos"
+    for cls in (right, wrong):
+        (photos / cls).mkdir(parents=True)
+        (photos / cls / "x.PNG").write_bytes((tmp_path / "x.png").read_bytes())
+    (photos / "holiday").mkdir()
+    (photos / "holiday" / "x.png").write_bytes((tmp_path / "x.png").read_bytes())
+    (photos / "readme.txt").write_text("not an image")
+    results, errors = predict(str(trained), [str(photos)])
+    assert not errors and [r["image"] for r in results] == sorted(
+        str(photos / d / "x.PNG") if d != "holiday" else str(photos / d / "x.png") for d in (right, wrong, "holiday")
+    )
+    assert sorted(r.get("label", "-") for r in results) == sorted([right, wrong, "-"])
+    assert main(["predict", str(trained), str(photos), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["folder_accuracy"] == {"accuracy": 0.5, "images": 2}
+    assert main(["predict", str(trained), str(photos)]) == 0
+    assert "accuracy 50.00% on the 2 images filed under a class-named folder" in capsys.readouterr().out
 
 
 def test_predict_selective_tta_gives_views_to_the_least_confident_and_passes_keep_order(trained, tmp_path, monkeypatch):

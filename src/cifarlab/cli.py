@@ -14,7 +14,7 @@ from .commands.board import board
 from .commands.evaluate import evaluate_run, print_evaluation
 from .commands.export import export
 from .commands.info import info
-from .commands.predict import predict
+from .commands.predict import folder_accuracy, predict
 from .commands.report import compare, report, writable_dir
 from .commands.schema import schema
 from .commands.train import train_command
@@ -172,7 +172,7 @@ def _add_tune(sub) -> None:
 def _add_ship(sub) -> None:
     pr = sub.add_parser("predict", help="classify your own PNG/JPEG images")
     pr.add_argument("run", help="run directory or checkpoint")
-    pr.add_argument("images", nargs="+")
+    pr.add_argument("images", nargs="+", help="image files or folders (under photos/cat/... the folder is the label)")
     pr.add_argument("--top", type=int, default=3)
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--device", default="cpu")
@@ -307,8 +307,10 @@ def cmd_predict(args) -> int:
         args.run, args.images, args.top, args.device, args.tta, calibrate=not args.uncalibrated,
         tta_fraction=args.tta_fraction,
     )  # fmt: skip
+    acc = folder_accuracy(results)
     if args.json:
-        print(json.dumps({"results": results, "errors": errors}, indent=2))
+        scored = {"folder_accuracy": {"accuracy": acc[0], "images": acc[1]}} if acc else {}
+        print(json.dumps({"results": results, "errors": errors, **scored}, indent=2))
     else:
         if results and results[0]["temperature"]:
             print(
@@ -317,6 +319,8 @@ def cmd_predict(args) -> int:
             )
         for r in results:
             print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
+        if acc:
+            print(f"accuracy {100 * acc[0]:.2f}% on the {acc[1]} images filed under a class-named folder")
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     return 1 if errors else 0

@@ -29,6 +29,38 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def image_files(paths: list[str]) -> tuple[list[str], list[str]]:
+    """The files to classify, and an error for each folder without images: a file stands for itself (whatever
+    its name, so a bad one gets its own error), a folder for the image files under it, sorted."""
+    files, errors = [], []
+    for p in paths:
+        if not Path(p).is_dir():
+            files.append(p)
+            continue
+        found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files += found
+        if not found:
+            errors.append(f"{p}: a folder without images ({', '.join(IMAGE_SUFFIXES)})")
+    return files, errors
+
+
+def label_of(path: str) -> str | None:
+    """The class an image is filed under: its folder's name when that is a CIFAR-10 class (photos/cat/1.jpg)."""
+    name = Path(path).parent.name.lower()
+    return name if name in CLASSES else None
+
+
+def folder_accuracy(results: list[dict]) -> tuple[float, int] | None:
+    """Top-1 accuracy over the images filed under a class-named folder, and their count (None: no such image)."""
+    labelled = [r for r in results if r.get("label")]
+    if not labelled:
+        return None
+    return sum(r["top"][0]["class"] == r["label"] for r in labelled) / len(labelled), len(labelled)
+
+
 def load_image(path: Path) -> torch.Tensor:
     """Any PNG/JPEG (any size or mode, upright by its EXIF orientation) -> (3, 32, 32) uint8 RGB, resized with
     antialiasing."""
@@ -74,7 +106,8 @@ def predict(
     cl = cfg.runtime.channels_last
     if cl:
         net = net.to(memory_format=torch.channels_last)
-    results, errors, good, tensors = [], [], [], []
+    results, good, tensors = [], [], []
+    images, errors = image_files(images)
     for p in images:
         try:
             tensors.append(load_image(Path(p)))
@@ -98,6 +131,7 @@ def predict(
                 ],
                 "tta": tta,
                 "temperature": t,
+                **({"label": label_of(p)} if label_of(p) else {}),
             }
         )
     return results, errors
