@@ -10,7 +10,7 @@ from cifarlab.callbacks import CurvesPlot
 from cifarlab.commands.evaluate import evaluate_run
 from cifarlab.commands.report import compare
 from cifarlab.config import apply_overrides, load_preset
-from cifarlab.rundir import AblationRow
+from cifarlab.rundir import AblationRow, read_run
 from cifarlab.train import train
 
 SECTIONS = ["headline", "stage-gain", "runs", "learning-curves", "per-class-accuracy", "mcnemar-tests",
@@ -288,17 +288,23 @@ def test_report_in_headless_chromium(report, tmp_path):
     assert max(ImageStat.Stat(img).stddev) > 10  # not a blank page
 
 
-def test_runs_of_two_recipes_under_one_preset_are_refused(stage_runs, tiny_data, tmp_path):
-    """A preset's row averages its runs: a run of an earlier recipe under the same name (a preset changed since)
-    is refused with one line, not averaged into the row and its intervals."""
+def test_runs_of_two_recipes_under_one_preset_are_two_rows(stage_runs, tiny_data, tmp_path):
+    """A row averages its runs: a run of another recipe under the same preset name (a preset changed since, or a
+    `--set`) gets a row of its own, labelled with its recipe, not averaged into the other's row and intervals."""
     root = tmp_path / "runs"
     for d in stage_runs[:2]:  # the baseline's two seeds
         shutil.copytree(d, root / d.name)
-    earlier = root / stage_runs[1].name / "summary.json"
-    summary = json.loads(earlier.read_text())
+    other = root / stage_runs[1].name / "summary.json"
+    summary = json.loads(other.read_text())
     assert summary["preset"] == "baseline"
-    compare(sorted(root.iterdir()), tmp_path / "out", str(tiny_data))  # one recipe: compared
+    _, md = compare(sorted(root.iterdir()), tmp_path / "out", str(tiny_data))  # one recipe: one row
+    assert "| baseline | 2 |" in md.read_text()
     summary["recipe"]["train"]["epochs"] += 1  # the fingerprint is recomputed from the recorded recipe
-    earlier.write_text(json.dumps(summary))
-    with pytest.raises(UserError, match=r"the baseline row holds runs of 2 recipes \(.*\): compare one recipe"):
-        compare(sorted(root.iterdir()), tmp_path / "out2", str(tiny_data))
+    other.write_text(json.dumps(summary))
+    runs = [read_run(d) for d in sorted(root.iterdir())]
+    ids = [r.summary.recipe_id for r in runs]
+    assert ids[0] != ids[1]
+    _, md = compare(sorted(root.iterdir()), tmp_path / "out2", str(tiny_data))
+    text = md.read_text()
+    assert f"| baseline [{ids[0]}] | 1 |" in text and f"| baseline [{ids[1]}] | 1 |" in text
+    assert "| baseline | 2 |" not in text

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import STAGES, check_one_recipe
+from ..config import STAGES
 from ..data import load_cifar10, locate
 from ..data.corruptions import SEVERITIES
 from ..errors import UserError
@@ -108,8 +108,8 @@ def compare(
                         "best.yaml, for a test accuracy")  # fmt: skip
     for r in runs:
         if r.evaluation is None and evaluate_missing:
-            if r.outdated_evaluation:
-                print(f"{r.dir}: its evaluation.json is of an earlier checkpoint (trained on since): evaluating again")
+            why = "is of an earlier checkpoint (trained on since)" if r.outdated_evaluation else "not there yet"
+            print(f"evaluating {r.dir} (its evaluation.json: {why})", flush=True)
             r.evaluation = evaluate_run(str(r.dir), data_path=data_path)
     sections: list[tuple[str, str, list[bytes]]] = []  # (title, html body, figures)
     md = ["# cifarlab comparison report", ""]
@@ -129,18 +129,30 @@ def compare(
 
 
 # ----------------------------------------------------------------------------------- the numbers
+def row_labels(runs: list[RunFiles]) -> list[str]:
+    """Each run's row: its preset, or `preset [recipe]` where the preset's runs hold several recipes (a row's
+    bars and intervals average its runs, so they must be of one recipe)."""
+    recipes: dict[str, set] = {}
+    for r in runs:
+        recipes.setdefault(r.summary.preset, set()).add(r.summary.recipe_id or "unrecorded")
+    return [
+        r.summary.preset
+        if len(recipes[r.summary.preset]) == 1
+        else f"{r.summary.preset} [{r.summary.recipe_id or 'unrecorded'}]"
+        for r in runs
+    ]
+
+
 def group_runs(runs: list[RunFiles], test_labels) -> list[Group]:
-    """Runs grouped by preset, the stages first in their order; `test_labels(n)` gives the test labels."""
-    names = _unique_names(runs)
-    order = [p for p in STAGES if any(r.summary.preset == p for r in runs)]
-    order += list(dict.fromkeys(r.summary.preset for r in runs if r.summary.preset not in STAGES))
+    """Runs grouped by row (row_labels), the stages first in their order; `test_labels(n)` gives the test labels."""
+    labels = row_labels(runs)
+    names = _unique_names(runs, labels)
+    rank = {p: i for i, p in enumerate(STAGES)}
+    order = sorted(dict.fromkeys(labels), key=lambda lab: rank.get(lab.split(" [")[0], len(STAGES)))
     groups = []
-    for preset in order:
-        members = [(n, r) for n, r in zip(names, runs) if r.summary.preset == preset]
-        # a preset's bars and intervals average its runs: of one recipe, or they would mislead
-        check_one_recipe([r.summary.recipe_id for _, r in members], f"the {preset} row",
-                         "compare one recipe per preset (leave the others out)")  # fmt: skip
-        groups.append(Group(preset, [r for _, r in members], [n for n, _ in members]))
+    for label in order:
+        members = [(n, r) for n, r, lab in zip(names, runs, labels) if lab == label]
+        groups.append(Group(label, [r for _, r in members], [n for n, _ in members]))
     if all(r.evaluation is not None for r in runs):
         y = test_labels(len(runs[0].evaluation.test_pred))
         for g in groups:
@@ -481,10 +493,10 @@ def writable_dir(path: str | Path) -> Path:
     return out
 
 
-def _unique_names(runs) -> list[str]:
+def _unique_names(runs, labels) -> list[str]:
     names = []
-    for r in runs:
-        base = f"{r.summary.preset} s{r.summary.seed}"
+    for r, label in zip(runs, labels):
+        base = f"{label} s{r.summary.seed}"
         name, k = base, 2
         while name in names:
             name, k = f"{base} #{k}", k + 1
