@@ -81,8 +81,10 @@ def test_cpu_description_names_the_vector_unit(monkeypatch):
     assert hardware.cpu_vector_isa(flags + " avx512f") == "AVX-512"
     assert hardware.cpu_vector_isa("flags : fpu sse2") == ""
     monkeypatch.setattr(hardware, "_cpuinfo", lambda: flags)
-    desc = hardware.device_description(torch.device("cpu"))
-    assert desc == f"cpu (AMD EPYC, {torch.get_num_threads()} threads, AVX2)"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert hardware.device_description(torch.device("cpu")) == "cpu (AMD EPYC, 2 threads, AVX2)"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # a process of a 2-process torchrun on 2 cores
+    assert hardware.device_description(torch.device("cpu")) == "cpu (AMD EPYC, 1 thread, AVX2)"
     assert not hardware.cpu_has_native_bf16()
 
 

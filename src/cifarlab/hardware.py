@@ -179,7 +179,8 @@ def device_description(device: torch.device) -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
         name, isa = _cpu_model(), cpu_vector_isa(_cpuinfo())
-        return f"cpu ({name}, {torch.get_num_threads()} threads{', ' + isa if isa else ''})"
+        n = torch.get_num_threads()
+        return f"cpu ({name}, {n} thread{'s' * (n != 1)}{', ' + isa if isa else ''})"
     return device.type
 
 
