@@ -107,3 +107,42 @@ def test_a_gpu_index_under_torchrun_is_refused(monkeypatch):
     with pytest.raises(UserError, match="no CUDA GPU"):
         check_device_under_torchrun("cuda")
     check_device_under_torchrun("cpu")  # allowed
+
+
+def _two_nodes(tmp_path, *args, timeout=150):
+    """A 2-node torchrun job on 127.0.0.1, one process a node, each node in its own folder (two machines that
+    share no file system): node 0's folder holds the run directory, node 1's must stay empty."""
+    port, env = str(_free_port()), {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = []
+    for rank in (1, 0):
+        cwd = tmp_path / f"node{rank}"
+        cwd.mkdir(exist_ok=True)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(rank),
+               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", port,
+               "-m", "cifarlab", *args]  # fmt: skip
+        procs.append(subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    finally:  # a hung job (a rank waiting for one that died) must not outlive the test
+        for p in procs:
+            p.kill()
+    return [p.returncode for p in procs], outs[1][0], outs[0][1] + outs[1][1]
+
+
+@pytest.mark.slow
+def test_two_machines_without_a_shared_file_system_train_and_resume(tiny_data, tmp_path):
+    """Only rank 0's machine has the run directory: the others get its checkpoint to resume from and its test
+    summary from it (they read no file of it; before, rank 1 died at the end: 'no checkpoint at runs/...')."""
+    sets = [a for s in TINY + ["train.epochs=1"] for a in ("--set", s)]
+    codes, out, err = _two_nodes(tmp_path, "train", "baseline", "--data", str(tiny_data), "--plain", *sets)
+    assert codes == [0, 0], err[-3000:]
+    (run_dir,) = (tmp_path / "node0" / "runs").iterdir()
+    assert not any((tmp_path / "node1").iterdir())  # node 1 wrote nothing
+    assert json.loads((run_dir / "summary.json").read_text())["world_size"] == 2
+    resume = ["train", "--resume", f"runs/{run_dir.name}", "--data", str(tiny_data), "--plain"]
+    codes, out, err = _two_nodes(tmp_path, *resume, "--epochs", "2")
+    assert codes == [0, 0], err[-3000:]
+    assert [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    codes, out, err = _two_nodes(tmp_path, *resume)  # finished: every rank learns it from rank 0
+    assert codes == [0, 0] and "has already trained 2 epochs" in out, err[-3000:]
+    assert not any((tmp_path / "node1").iterdir())

@@ -17,6 +17,23 @@ from torch.nn.parallel import DistributedDataParallel
 from .errors import UserError
 
 
+def on_rank0(dist_: Dist | None, load):
+    """`load()` run by rank 0 alone, its result (or its UserError) handed to every rank: the machines of a
+    multi-node job need not share a file system, and only rank 0's run directory holds the files."""
+    if dist_ is None:
+        return load()
+    box = None
+    if dist_.rank == 0:
+        try:
+            box = ("ok", load())
+        except UserError as e:  # raised on every rank, so none waits for a broadcast that never comes
+            box = ("error", e)
+    kind, value = dist_.broadcast(box)
+    if kind == "error":
+        raise value
+    return value
+
+
 def check_device_under_torchrun(device_name: str) -> None:
     """Under torchrun each process takes the GPU of its LOCAL_RANK: an index, or a GPU that is not there, is
     refused rather than silently replaced by the CPU."""
@@ -67,8 +84,12 @@ class Dist:
     def barrier(self):
         dist.barrier()
 
-    def close(self):
+    def close(self, together: bool = False):
+        """`together`: every rank got here the same way, so they wait for each other first: a rank that tears
+        gloo down while another still talks to it can abort that one. After an error they may not have."""
         if dist.is_initialized():
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -45,6 +45,7 @@ from .inference import predict_logits
 from .metrics import accuracy
 from .models import bn_stats_frozen, build_model, count_flops, count_params
 from .optim import Lookahead, lr_factor, make_optimizer, set_lr
+from .parallel import on_rank0
 from .rundir import EpochRecord, Summary, recorded_source, write_metrics, write_summary
 
 THRESHOLDS = (90, 93, 94)  # validation accuracies whose first epoch the summary records
@@ -158,16 +159,21 @@ def resume_run(
 ) -> Trainer:
     """The Trainer of a run directory, at its last checkpoint (`epochs` may extend the run)."""
     run_dir = Path(run_dir)
-    last = run_dir / "last.pt"
-    if not last.exists():
-        raise UserError(f"cannot resume {run_dir}: no last.pt there (is it a run directory?)")
-    ckpt = ckpt_io.load(last)
+
+    def read_last() -> tuple[dict, bool]:
+        last = run_dir / "last.pt"
+        if not last.exists():
+            raise UserError(f"cannot resume {run_dir}: no last.pt there (is it a run directory?)")
+        return ckpt_io.load(last), (run_dir / "summary.json").exists()
+
+    ckpt, summarized = on_rank0(dist, read_last)  # other machines of a torchrun job get rank 0's checkpoint
     cfg = ckpt_io.config_of(ckpt)
     if epochs is not None:
         cfg.train.epochs = float(epochs)
     data_path = data_path or cfg.data.dir or recorded_source(run_dir, ckpt)
     trainer = build_run(cfg, data_path=data_path, callbacks=callbacks, run_dir=run_dir, dist=dist)
     restore(trainer, ckpt)
+    trainer.summarized = summarized
     return trainer
 
 
@@ -221,6 +227,7 @@ class Trainer:
         self.dtype = select_precision(device, cfg.runtime.precision)
         keep_freed_memory(device)
         self.state, self.stop_requested = State(), None
+        self.summarized = False  # summary.json written (by finish, or before a resume)
         seed_everything(cfg.train.seed)
         self.classes = data.classes
         self.train_loader, self.val_loader, self.test_loader, train_x = make_loaders(cfg, data, device, dist)
@@ -404,6 +411,12 @@ class Trainer:
         summary.json. Without `test` (a search trial, chosen on validation accuracy) the test set is not looked at."""
         if self.dist is not None:
             self.dist.barrier()
+        # rank 0 alone reads the served checkpoint and tests it: other machines need not share its run directory
+        summary = on_rank0(self.dist, lambda: self._test_and_summarize(test, status))
+        self.summarized = True
+        return summary
+
+    def _test_and_summarize(self, test: bool, status: str) -> Summary:
         best = self.dir / ("best.pt" if (self.dir / "best.pt").exists() else "last.pt")
         ckpt = ckpt_io.load(best, map_location=self.device)
         ckpt_io.load_weights(self.eval_model(), ckpt_io.served_weights(ckpt), str(best))
@@ -414,8 +427,7 @@ class Trainer:
         self.t0 = time.time()
         summary = make_summary(self, test_loss, test_acc, round(time.time() - t, 2) if test else None)
         summary.status, summary.served_step = status, ckpt_io.checkpoint_step(ckpt)
-        if self.is_main:
-            write_summary(self.dir, summary)
+        write_summary(self.dir, summary)
         sample = self.test_loader.normalize(self.test_loader.x[:16])
         self._emit("on_train_end", TrainEnd(self.dir, summary, self.cfg.to_dict(), logits, y, sample, self.classes))
         return summary

@@ -41,24 +41,30 @@ def train_command(
         if main
         else []
     )
+    code = None
     try:
-        if resume:
-            trainer = resume_run(Path(resume), data, cbs, epochs=epochs, dist=dist)
-            if trainer.done and (trainer.dir / "summary.json").exists():
-                # re-evaluating would only rewrite summary.json with a longer wall time
-                if main:
-                    print(
-                        f"{trainer.dir} has already trained {trainer.state.step / trainer.steps_per_epoch:.3g} "
-                        "epochs (see its summary.json); pass --epochs with a larger number to train it further"
-                    )
-                return 0
-        else:
-            trainer = build_run(cfg, out, data, cbs, dist=dist)
-        trainer.fit()
-        if trainer.stop_requested:
-            return INTERRUPTED
-        trainer.finish()
-        return 0
+        code = _train_or_resume(cfg, resume, out, data, cbs, epochs, dist, main)
+        return code
     finally:
         if dist is not None:
-            dist.close()
+            dist.close(together=code is not None)  # after an error the ranks may be anywhere
+
+
+def _train_or_resume(cfg, resume, out, data, cbs, epochs, dist, main: bool) -> int:
+    if resume:
+        trainer = resume_run(Path(resume), data, cbs, epochs=epochs, dist=dist)
+        if trainer.done and trainer.summarized:
+            # re-evaluating would only rewrite summary.json with a longer wall time
+            if main:
+                print(
+                    f"{trainer.dir} has already trained {trainer.state.step / trainer.steps_per_epoch:.3g} "
+                    "epochs (see its summary.json); pass --epochs with a larger number to train it further"
+                )
+            return 0
+    else:
+        trainer = build_run(cfg, out, data, cbs, dist=dist)
+    trainer.fit()
+    if trainer.stop_requested:
+        return INTERRUPTED
+    trainer.finish()
+    return 0
