@@ -152,6 +152,44 @@ def test_download_verify_extract(tiny_data, http_server, tmp_path, monkeypatch):
     assert found == tmp_path / "xdg" / "cifarlab" / "cifar-10-batches-py"
 
 
+def test_download_keeps_a_copy_another_process_finished_and_replaces_a_damaged_one(tiny_data, http_server, tmp_path):
+    """Processes of one machine that download at once: the first to finish puts its copy in place, and the later
+    ones leave it (it may be being read) instead of deleting it under a reader. A damaged folder is replaced."""
+    root, base = http_server
+    blob = _archive_bytes(tiny_data)
+    (root / "c.tar.gz").write_bytes(blob)
+    cache, md5 = tmp_path / "cache", hashlib.md5(blob).hexdigest()
+    first = cifar10.download_and_extract(cache, url=f"{base}/c.tar.gz", md5=md5, quiet=True)
+    inode = first.stat().st_ino
+    assert cifar10.download_and_extract(cache, url=f"{base}/c.tar.gz", md5=md5, quiet=True) == first
+    assert first.stat().st_ino == inode  # the same folder: not removed and replaced
+    (first / "data_batch_1").unlink()  # damaged
+    again = cifar10.download_and_extract(cache, url=f"{base}/c.tar.gz", md5=md5, quiet=True)
+    assert torch.equal(load_cifar10(again).train_x, load_cifar10(tiny_data).train_x)
+    assert sorted(p.name for p in cache.iterdir()) == ["cifar-10-batches-py"]
+
+
+def test_the_first_process_of_each_machine_finds_the_data_first(tiny_data, monkeypatch):
+    """Under torchrun, local rank 0 locates (and where needed downloads) the data before its machine's other
+    processes look, so they find its copy rather than each fetching the archive at once."""
+    import cifarlab.train as train_mod
+
+    calls = []
+    monkeypatch.setattr(train_mod, "locate", lambda option: calls.append("locate") or Path(option))
+
+    class FakeDist:
+        def __init__(self, local_rank):
+            self.local_rank = local_rank
+
+        def barrier(self):
+            calls.append("barrier")
+
+    for local_rank, want in ((0, ["locate", "barrier"]), (1, ["barrier", "locate"])):
+        calls.clear()
+        assert train_mod.locate_on_each_machine(str(tiny_data), FakeDist(local_rank)) == Path(tiny_data)
+        assert calls == want, local_rank
+
+
 def test_download_checksum_mismatch_leaves_nothing(tiny_data, http_server, tmp_path):
     root, base = http_server
     blob = bytearray(_archive_bytes(tiny_data))

@@ -131,13 +131,23 @@ def _run_dir(out, name: str) -> Path:
     return run_dir
 
 
+def locate_on_each_machine(option: str | None, dist) -> Path:
+    """data.locate, the first process of each machine first: it alone downloads CIFAR-10 where the data is
+    missing, while the others wait, rather than every GPU's process fetching the archive at once."""
+    if dist is None:
+        return locate(option)
+    path = locate(option) if dist.local_rank == 0 else None
+    dist.barrier()
+    return path or locate(option)
+
+
 def build_run(
     cfg: Config, out="runs", data_path: str | None = None, callbacks=(), run_dir: Path | None = None, dist=None
 ) -> Trainer:
     """A Trainer with its data, model and optimizer, and its run directory (config.yaml written)."""
     t0 = time.time()  # wall time includes finding and loading the data
     device = dist.device if dist else select_device(cfg.runtime.device)
-    path = locate(data_path or cfg.data.dir)
+    path = locate_on_each_machine(data_path or cfg.data.dir, dist)
     run_dir = run_dir or _run_dir(out, cfg.name)
     if dist is not None:  # every rank must write to (and resume from) rank 0's directory
         run_dir = dist.broadcast(run_dir)

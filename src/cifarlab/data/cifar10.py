@@ -98,7 +98,9 @@ def download_and_extract(root: Path, url: str = URL, md5: str = MD5, quiet: bool
         if find_in(extracted) is None:
             raise DataError(f"archive from {url} has no {FOLDER}/ with the batch files")
         final = root / FOLDER
-        if final.exists():
+        if find_in(final) == final:  # another process finished first: its verified copy may be in use, keep it
+            return final
+        if final.exists():  # a damaged or partial folder
             shutil.rmtree(final)
         os.replace(extracted, final)
     return final
