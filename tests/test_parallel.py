@@ -146,3 +146,15 @@ def test_two_machines_without_a_shared_file_system_train_and_resume(tiny_data, t
     codes, out, err = _two_nodes(tmp_path, *resume)  # finished: every rank learns it from rank 0
     assert codes == [0, 0] and "has already trained 2 epochs" in out, err[-3000:]
     assert not any((tmp_path / "node1").iterdir())
+
+
+def test_only_train_runs_under_torchrun(monkeypatch, capsys):
+    """Any other command under a multi-process torchrun would run once per process, writing the same files."""
+    from cifarlab.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["bench", "baseline", "--seeds", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "`cifarlab bench` runs in one process, not under torchrun (2 processes)" in err and "Traceback" not in err
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun --nproc_per_node 1: one process, every command as usual
+    assert main(["presets"]) == 0

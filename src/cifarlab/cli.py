@@ -21,6 +21,7 @@ from .commands.train import train_command
 from .commands.tune import PRUNERS, saved_study, show, tune
 from .config import choices, list_presets
 from .errors import ConfigError, UserError, exit_code
+from .parallel import check_single_process
 from .rundir import read_ablation
 
 
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    return exit_code(lambda: COMMANDS[args.command](args))
+    return exit_code(lambda: check_single_process(args.command) or COMMANDS[args.command](args))
 
 
 # -------------------------------------------------------------------------------------- commands

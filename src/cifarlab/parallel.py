@@ -93,6 +93,17 @@ class Dist:
             dist.destroy_process_group()
 
 
+def check_single_process(command: str) -> None:
+    """Only `train` is data-parallel: any other command under a multi-process torchrun would run once per
+    process, each writing the same files."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and command != "train":
+        raise UserError(
+            f"`cifarlab {command}` runs in one process, not under torchrun ({world} processes): only `cifarlab "
+            "train` is data-parallel; run it without torchrun"
+        )
+
+
 def from_env(device_name: str = "auto") -> Dist | None:
     """A Dist when launched by torchrun with more than one process, else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
