@@ -126,3 +126,14 @@ def test_curves_have_whole_epoch_ticks_and_a_plain_constant_lr_axis():
         assert all(float(t).is_integer() for t in ticks), ticks
     lo, hi = fig.axes[2].get_ylim()
     assert (lo, hi) == (0, 0.04)  # a constant lr sits mid-axis, not on a 0.0190-0.0210 scale
+
+
+def test_notebook_plot_outside_a_notebook_says_so_and_lets_training_finish(tiny_data, tmp_path, capsys):
+    """In a script IPython's display() returns no handle: the run still trains to its end (it died after the
+    first epoch with an AttributeError), and one line says where the curves are drawn instead."""
+    from cifarlab.callbacks import NotebookPlot
+
+    cfg = apply_overrides(load_preset("baseline"), TINY + [f"data.dir={tiny_data}"])
+    run_dir, summary = train(cfg, tmp_path, callbacks=[NotebookPlot()])
+    assert summary is not None and summary.epochs == 2
+    assert "NotebookPlot draws in Jupyter only" in capsys.readouterr().out

@@ -290,12 +290,18 @@ class NotebookPlot:
     """In Jupyter: redraws the learning curves in place after every epoch (as a PNG, whatever the backend)."""
 
     def on_train_start(self, ev: TrainStart):
-        from IPython.display import display  # noqa: PLC0415 (only in a notebook, where IPython is)
-
+        try:
+            from IPython.display import display  # noqa: PLC0415 (only in a notebook, where IPython is)
+        except ImportError:
+            display = None
         self.title = ev.name
-        self.handle = display(display_id=True)
+        self.handle = display(display_id=True) if display else None  # None outside a notebook's kernel
+        if self.handle is None:
+            print("NotebookPlot draws in Jupyter only; outside it, CurvesPlot() draws the same curves to curves.png")
 
     def on_epoch_end(self, ev: EpochEnd):
+        if self.handle is None:
+            return
         from IPython.display import Image  # noqa: PLC0415 (only in a notebook, where IPython is)
 
         self.handle.update(Image(data=curves_png(_records(ev.history), self.title)))
