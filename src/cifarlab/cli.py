@@ -321,7 +321,8 @@ def cmd_predict(args) -> int:
         for r in results:
             print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
         if acc:
-            print(f"accuracy {100 * acc[0]:.2f}% on the {acc[1]} images filed under a class-named folder")
+            n = f"{acc[1]} images" if acc[1] != 1 else "1 image"
+            print(f"accuracy {100 * acc[0]:.2f}% on the {n} filed under a class-named folder")
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     return 1 if errors else 0
