@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from .data.augment import JPEG_QUALITY, TRAIN_CORRUPTIONS
-from .errors import ConfigError, UserError
+from .errors import ConfigError
 from .io import atomic_write_text
 from .models import check_spec, spec_schema
 
@@ -193,13 +193,6 @@ def recipe_fingerprint(rec: dict) -> str:
         if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
             del node[leaf]
     return hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def check_one_recipe(ids: list, what: str, fix: str = "bench each apart") -> None:
-    """One row averages one recipe: runs whose recipe fingerprints differ are refused together."""
-    distinct = sorted({i or "unrecorded" for i in ids})
-    if len(distinct) > 1:
-        raise UserError(f"{what} holds runs of {len(distinct)} recipes ({', '.join(distinct)}): {fix}")
 
 
 def recipe_id(cfg: Config) -> str:

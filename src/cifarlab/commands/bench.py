@@ -12,7 +12,7 @@ import torch
 
 from ..callbacks import default_callbacks
 from ..checkpoint import model_from_checkpoint
-from ..config import STAGES, check_one_recipe, is_earlier_recipe, list_presets, recipe, recipe_changes, resolve
+from ..config import STAGES, is_earlier_recipe, list_presets, recipe, recipe_changes, resolve
 from ..data import load_cifar10, locate
 from ..data.corruptions import seen_families
 from ..errors import ConfigError, UserError
@@ -268,6 +268,13 @@ def family_mean(run: dict, families: list[str]) -> float:
     per = run["robustness"]["per_corruption"]
     vals = [a for f in families for a in per[f]]
     return sum(vals) / len(vals)
+
+
+def check_one_recipe(ids: list, what: str) -> None:
+    """One row averages one recipe: runs whose recipe fingerprints differ are refused together."""
+    distinct = sorted({i or "unrecorded" for i in ids})
+    if len(distinct) > 1:
+        raise UserError(f"{what} holds runs of {len(distinct)} recipes ({', '.join(distinct)}): bench each apart")
 
 
 def aggregate(summaries: list[Summary], overrides: list | None = None) -> BenchResult:

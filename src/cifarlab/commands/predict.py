@@ -121,7 +121,7 @@ def predict(
         probs.append((infer_tta(net, x, dtype, tta, frac) / (t or 1.0)).softmax(-1).cpu())
     k = min(top_k, len(CLASSES))
     for p, row in zip(good, torch.cat(probs) if probs else []):
-        top = row.topk(k)
+        top, label = row.topk(k), label_of(p)
         results.append(
             {
                 "image": p,
@@ -131,7 +131,7 @@ def predict(
                 ],
                 "tta": tta,
                 "temperature": t,
-                **({"label": label_of(p)} if label_of(p) else {}),
+                **({"label": label} if label else {}),
             }
         )
     return results, errors

@@ -148,7 +148,8 @@ def group_runs(runs: list[RunFiles], test_labels) -> list[Group]:
     labels = row_labels(runs)
     names = _unique_names(runs, labels)
     rank = {p: i for i, p in enumerate(STAGES)}
-    order = sorted(dict.fromkeys(labels), key=lambda lab: rank.get(lab.split(" [")[0], len(STAGES)))
+    rows = dict.fromkeys(zip(labels, (r.summary.preset for r in runs)))  # (label, preset), first seen first
+    order = [label for label, preset in sorted(rows, key=lambda row: rank.get(row[1], len(STAGES)))]
     groups = []
     for label in order:
         members = [(n, r) for n, r, lab in zip(names, runs, labels) if lab == label]
