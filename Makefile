@@ -48,7 +48,7 @@ bench: setup
 
 results: setup
 	$(PY) tools/readme_table.py README.md --all docs/experiments.md results/*.bench.json $(wildcard results/avx2/*.bench.json) \
-	  $(wildcard results/amx/*.bench.json) $(wildcard results/xeon/*.bench.json) $(wildcard results/h100/*.bench.json) \
+	  $(wildcard results/amx/*.bench.json) $(wildcard results/amx_bf16/*.bench.json) $(wildcard results/xeon/*.bench.json) $(wildcard results/h100/*.bench.json) \
 	  $(wildcard results/h200/*.bench.json) $(wildcard results/robust/three_seeds/advanced*.bench.json) \
 	  $(wildcard results/checkpoint_rule/*.bench.json)
 

@@ -48,7 +48,7 @@ def norm(c: int, bn: bool | dict) -> nn.Module:
     return BatchNorm(c, **opts)
 
 
-# channels per group of the anti-aliasing blur: 8 ran as fast as 16-64 (bf16, AMX Xeon)
+# channels per group of the anti-aliasing blur in bf16 on a CPU: 8 ran as fast as 16-64 (AMX Xeon)
 BLUR_GROUP_WIDTH = 8
 
 
@@ -63,19 +63,22 @@ class MaxBlurPool2d(nn.Module):
         super().__init__()
         taps = torch.tensor([1.0, 2.0, 1.0])
         kernel = taps[:, None] * taps[None, :] / 16
-        # The low-pass is a grouped conv whose off-diagonal taps are zero (each channel blurs only itself): the
-        # same sums as a depthwise conv, which oneDNN ran 5-15x slower in bf16 (docs/experiments.md).
         width = math.gcd(channels, BLUR_GROUP_WIDTH)
-        blur = torch.zeros(channels, width, 3, 3)
-        blur[torch.arange(channels), torch.arange(channels) % width] = kernel
+        grouped = torch.zeros(channels, width, 3, 3)
+        grouped[torch.arange(channels), torch.arange(channels) % width] = kernel  # each channel blurs only itself
         # Fixed-shape kernels (ONNX needs the shape); not saved: checkpoints stay as they were.
-        self.register_buffer("blur", blur, persistent=False)
+        self.register_buffer("blur", kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+        self.register_buffer("grouped_blur", grouped, persistent=False)
         self.register_buffer("kernel", kernel[None, None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(x, 2, stride=1)  # H -> H-1, then the strided blur -> floor(H/2)
-        groups = x.shape[1] // self.blur.shape[1]
-        out = F.conv2d(x, self.blur.to(x.dtype), stride=2, padding=1, groups=groups)
+        if x.device.type == "cpu" and x.dtype != torch.float32:
+            # The same sums as the depthwise conv, which oneDNN ran 5-15x slower in bf16 (docs/experiments.md).
+            weight = self.grouped_blur
+        else:
+            weight = self.blur  # depthwise: as fast or faster in fp32
+        out = F.conv2d(x, weight.to(x.dtype), stride=2, padding=1, groups=x.shape[1] // weight.shape[1])
         # Border outputs average only the taps inside the image: zero padding would darken the edges.
         inside = F.conv2d(torch.ones_like(x[:1, :1]), self.kernel.to(x.dtype), stride=2, padding=1)
         return out / inside
