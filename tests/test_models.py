@@ -57,8 +57,13 @@ def test_maxblur_blur_is_each_channels_own_low_pass():
     torch.manual_seed(0)
     taps = torch.tensor([1.0, 2.0, 1.0])
     kernel = (taps[:, None] * taps[None, :] / 16)[None, None]
-    for channels, size, dtype in ((64, 31, torch.float32), (256, 15, torch.bfloat16), (64, 31, torch.bfloat16),
-                                  (12, 9, torch.bfloat16), (3, 8, torch.bfloat16)):
+    for channels, size, dtype in (
+        (64, 31, torch.float32),
+        (256, 15, torch.bfloat16),
+        (64, 31, torch.bfloat16),
+        (12, 9, torch.bfloat16),
+        (3, 8, torch.bfloat16),
+    ):
         x = torch.randn(4, channels, size, size).to(dtype).contiguous(memory_format=torch.channels_last)
         m = F.max_pool2d(x, 2, stride=1)
         depthwise = F.conv2d(m, kernel.expand(channels, 1, 3, 3).to(dtype), stride=2, padding=1, groups=channels)

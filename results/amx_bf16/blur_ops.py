@@ -38,14 +38,23 @@ def main():
                 w[torch.arange(c), torch.arange(c) % width] = kernel
                 w = w.to(dtype).contiguous(memory_format=torch.channels_last)
 
-                def blur(t, w=w, width=width):
-                    return F.conv2d(t, w, stride=2, padding=1, groups=c // width)
+                def blur(t, w=w, groups=c // width):
+                    return F.conv2d(t, w, stride=2, padding=1, groups=groups)
 
                 with torch.no_grad():
                     out = blur(x)
                     ref = out if ref is None else ref
-                rows.append({"dtype": str(dtype), "batch": batch, "channels": c, "size": h, "group_width": width,
-                             "ms_forward_backward": round(ms_per_pass(blur, x), 1), "same_as_depthwise": bool(torch.equal(out, ref))})
+                rows.append(
+                    {
+                        "dtype": str(dtype),
+                        "batch": batch,
+                        "channels": c,
+                        "size": h,
+                        "group_width": width,
+                        "ms_forward_backward": round(ms_per_pass(blur, x), 1),
+                        "same_as_depthwise": bool(torch.equal(out, ref)),
+                    }
+                )
                 print(rows[-1], flush=True)
     out = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(), "rows": rows}
     Path(__file__).with_name("blur_ops.json").write_text(json.dumps(out, indent=1) + "\n")
