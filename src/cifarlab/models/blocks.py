@@ -73,11 +73,11 @@ class MaxBlurPool2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(x, 2, stride=1)  # H -> H-1, then the strided blur -> floor(H/2)
-        if x.device.type == "cpu" and x.dtype != torch.float32:
+        if x.device.type == "cpu" and x.dtype == torch.bfloat16:
             # The same sums as the depthwise conv, which oneDNN ran 5-15x slower in bf16 (docs/experiments.md).
             weight = self.grouped_blur
         else:
-            weight = self.blur  # depthwise: as fast or faster in fp32
+            weight = self.blur  # depthwise: faster in fp32, and what GPUs and export always ran
         out = F.conv2d(x, weight.to(x.dtype), stride=2, padding=1, groups=x.shape[1] // weight.shape[1])
         # Border outputs average only the taps inside the image: zero padding would darken the edges.
         inside = F.conv2d(torch.ones_like(x[:1, :1]), self.kernel.to(x.dtype), stride=2, padding=1)
