@@ -158,3 +158,17 @@ def test_only_train_runs_under_torchrun(monkeypatch, capsys):
     assert "`cifarlab bench` runs in one process, not under torchrun (2 processes)" in err and "Traceback" not in err
     monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun --nproc_per_node 1: one process, every command as usual
     assert main(["presets"]) == 0
+
+
+def test_a_torchrun_worker_leaves_without_the_interpreters_teardown():
+    # gloo's threads could abort a worker in that teardown after its files were written (SIGABRT), failing the run
+    code = (
+        "import atexit; from cifarlab.parallel import exit_process; atexit.register(print, 'teardown'); exit_process(3)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"}
+    worker = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "WORLD_SIZE": "2"}, capture_output=True, text=True
+    )
+    single = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert (worker.returncode, worker.stdout) == (3, "")
+    assert (single.returncode, single.stdout) == (3, "teardown\n")

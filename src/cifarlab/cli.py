@@ -21,7 +21,7 @@ from .commands.train import train_command
 from .commands.tune import PRUNERS, saved_study, show, tune
 from .config import choices, list_presets
 from .errors import ConfigError, UserError, exit_code
-from .parallel import check_single_process
+from .parallel import check_single_process, exit_process
 from .rundir import read_ablation
 
 
@@ -372,5 +372,10 @@ COMMANDS = {
 }
 
 
+def run() -> None:
+    """The `cifarlab` command and `python -m cifarlab`: main's exit code, out of the process."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
