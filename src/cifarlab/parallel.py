@@ -94,12 +94,17 @@ class Dist:
             dist.destroy_process_group()
 
 
+def world_size() -> int:
+    """Processes of this torchrun job (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def exit_process(code: int):
     """sys.exit, except in a torchrun worker whose process group is closed (its work is written): it leaves
     without the interpreter's teardown, where gloo's threads can abort it ("terminate called without an active
     exception", SIGABRT; 3 runs in 8 of the 2-process test on a loaded 2-core host), which torchrun then reports
     as the whole run's failure."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+    if world_size() > 1 and not dist.is_initialized():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -109,7 +114,7 @@ def exit_process(code: int):
 def check_single_process(command: str) -> None:
     """Only `train` is data-parallel: any other command under a multi-process torchrun would run once per
     process, each writing the same files."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     if world > 1 and command != "train":
         raise UserError(
             f"`cifarlab {command}` runs in one process, not under torchrun ({world} processes): only `cifarlab "
@@ -119,6 +124,6 @@ def check_single_process(command: str) -> None:
 
 def from_env(device_name: str = "auto") -> Dist | None:
     """A Dist when launched by torchrun with more than one process, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if world_size() > 1:
         return Dist(device_name=device_name)
     return None

@@ -69,7 +69,6 @@ class MaxBlurPool2d(nn.Module):
         # Fixed-shape kernels (ONNX needs the shape); not saved: checkpoints stay as they were.
         self.register_buffer("blur", kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
         self.register_buffer("grouped_blur", grouped, persistent=False)
-        self.register_buffer("kernel", kernel[None, None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(x, 2, stride=1)  # H -> H-1, then the strided blur -> floor(H/2)
@@ -80,7 +79,7 @@ class MaxBlurPool2d(nn.Module):
             weight = self.blur  # depthwise: faster in fp32, and what GPUs and export always ran
         out = F.conv2d(x, weight.to(x.dtype), stride=2, padding=1, groups=x.shape[1] // weight.shape[1])
         # Border outputs average only the taps inside the image: zero padding would darken the edges.
-        inside = F.conv2d(torch.ones_like(x[:1, :1]), self.kernel.to(x.dtype), stride=2, padding=1)
+        inside = F.conv2d(torch.ones_like(x[:1, :1]), self.blur[:1].to(x.dtype), stride=2, padding=1)
         return out / inside
 
 
